@@ -1,0 +1,57 @@
+"""Errors raised by the host and by provider plugins.
+
+Every error a user can cause (a bad ``plugins.toml``, a missing API key, a vendor that
+refuses a request) is a subclass of :class:`VoicehostError`, so the CLI can print one clear
+line and exit 1 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class VoicehostError(Exception):
+    """Base class of every error voicehost raises on purpose."""
+
+
+class ConfigError(VoicehostError):
+    """``plugins.toml`` (or the environment it reads) is wrong.
+
+    Raised at start-up (``voicehost serve``, ``voicehost config check``), never in the middle
+    of a call. The message names the file, table or variable at fault.
+    """
+
+
+class PluginError(VoicehostError):
+    """A plugin could not be imported or registered, or two plugins collide."""
+
+
+class ProviderError(VoicehostError):
+    """A vendor refused or broke a request.
+
+    Attributes:
+        provider: the provider id (``"deepgram"``, ``"openai"`` …).
+        status: the vendor's HTTP status or WebSocket close code, when there is one.
+        code: the vendor's own error code string (``"invalid_api_key"``), when there is one.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.message = message
+        where = f" (status {status})" if status is not None else ""
+        super().__init__(f"{provider}: {message}{where}")
+
+
+class ProviderAuthError(ProviderError):
+    """The vendor rejected the credentials (HTTP 401/403). Never retried: it is a config error."""
+
+
+class ProviderConnectionError(ProviderError):
+    """The vendor's socket or stream dropped, or could not be reached."""

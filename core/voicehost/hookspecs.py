@@ -1,0 +1,57 @@
+"""pluggy hook specifications for voicehost (project name ``voicehost``).
+
+A plugin is a module named by an entry point in the ``voicehost`` group. It implements any
+of these hooks with ``@voicehost.hookimpl``; the host calls them once after loading. Plugins
+register through hooks only, never at import time (registering at import time broke LiveKit
+under web servers, livekit/agents #2006).
+
+Example::
+
+    from voicehost import hookimpl
+
+    @hookimpl
+    def register_speech_providers(register):
+        register(MySpeechProvider())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from voicehost.contracts import SpeechProvider, TranscriptionProvider
+
+PROJECT_NAME = "voicehost"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_transcription_providers(
+    register: Callable[[TranscriptionProvider], None],
+) -> None:
+    """Register speech-to-text providers: call ``register(provider)`` once per provider."""
+
+
+@hookspec
+def register_speech_providers(register: Callable[[SpeechProvider], None]) -> None:
+    """Register text-to-speech providers: call ``register(provider)`` once per provider."""
+
+
+@hookspec
+def register_responders(register: Callable[[Any], None]) -> None:
+    """Register responders (what turns a caller's final transcript into a reply).
+
+    ``register`` takes a :class:`voicehost.responders.ResponderProvider`.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``voicehost`` CLI (``@cli.command()``)."""
