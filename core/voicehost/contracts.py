@@ -184,6 +184,7 @@ class TranscriptionProvider(abc.ABC):
         Raises:
             ConfigError: naming the key at fault. The default accepts anything.
         """
+        return None
 
     @abc.abstractmethod
     def create_session(self, request: TranscriptionRequest) -> TranscriptionSession:
@@ -216,6 +217,7 @@ class SpeechProvider(abc.ABC):
         Raises:
             ConfigError: naming the key at fault. The default accepts anything.
         """
+        return None
 
     def output_format(self, config: Mapping[str, Any]) -> AudioFormat:
         """The format :meth:`synthesize` yields for ``config``. Default: the first declared."""

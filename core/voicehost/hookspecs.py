@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import click
 
     from voicehost.contracts import SpeechProvider, TranscriptionProvider
+    from voicehost.responders.base import ResponderProvider
 
 PROJECT_NAME = "voicehost"
 
@@ -45,10 +46,12 @@ def register_speech_providers(register: Callable[[SpeechProvider], None]) -> Non
 
 
 @hookspec
-def register_responders(register: Callable[[Any], None]) -> None:
+def register_responders(register: Callable[[ResponderProvider], None]) -> None:
     """Register responders (what turns a caller's final transcript into a reply).
 
-    ``register`` takes a :class:`voicehost.responders.ResponderProvider`.
+    ``register`` takes a :class:`voicehost.responders.ResponderProvider`; the one chosen with
+    ``[responder] provider = "<id>"`` gets its ``[responder.<id>]`` blob. The built-ins
+    (``scripted``, ``webhook``) register from :mod:`voicehost.responders.builtin`.
     """
 
 
