@@ -136,3 +136,51 @@ def test_example_third_party_plugin_through_its_real_entry_point(runner, tmp_pat
     assert entry["status"] == "loaded", entry
     assert entry["providers"]["tts"] == ["beep"]
     assert entry["hooks"] == ["register_speech_providers"]
+
+
+COMMAND_PLUGIN = """
+import click
+from voicehost import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    @cli.command(name="vh-hello")
+    def hello():
+        click.echo("hello from a plugin")
+"""
+
+
+def test_plugin_registers_a_command(runner, make_dist):
+    from voicehost.cli import _register_plugin_commands
+
+    make_dist("vh-cli-cmd", COMMAND_PLUGIN)
+    try:
+        _register_plugin_commands()
+        result = runner.invoke(cli, ["vh-hello"])
+        assert result.exit_code == 0, result.output
+        assert result.output == "hello from a plugin\n"
+    finally:
+        cli.commands.pop("vh-hello", None)
+
+
+def test_example_plugin_speaks_a_beep_per_word():
+    import sys
+
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from voicehost_example_tts import BeepSpeechProvider
+    finally:
+        sys.path.remove(str(EXAMPLE))
+
+    async def collect():
+        provider = BeepSpeechProvider()
+        return [c async for c in provider.synthesize("one two three", provider.default_config)]
+
+    import asyncio
+
+    chunks = asyncio.run(collect())
+    assert len(chunks) == 3
+    assert all(len(c) == 8000 * (120 + 80) // 1000 for c in chunks)
+    beep_bytes = 8000 * 120 // 1000
+    assert chunks[0][beep_bytes:] == b"\xff" * (8000 * 80 // 1000)  # the gap is μ-law silence
+    assert len(set(chunks[0][:beep_bytes])) > 10  # the beep is a tone, not silence
