@@ -1,0 +1,66 @@
+"""The application's side of a call: what the server tells the app while a call runs.
+
+Subclass :class:`CallHandler` and override what you need; every method is a no-op by default.
+The server calls each method in its own task, so a slow method (a responder waiting on an
+LLM) never holds up the call's audio, and an exception is logged and the call goes on.
+Order: ``on_call_start`` first, ``on_call_end`` last and exactly once; tasks still running
+when the call ends are cancelled before ``on_call_end`` runs.
+
+Example: a greeting and an echo bot::
+
+    class Echo(CallHandler):
+        async def on_call_start(self, call):
+            call.say("Hello! Say something.")
+
+        async def on_transcript(self, call, text):
+            await call.say(f"You said: {text}")   # awaiting waits until it has played
+
+    app = build_app(settings, stt=..., tts=..., handler=Echo())
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from voicehost.server.call import Call
+
+__all__ = ["CallHandler", "GreetingHandler"]
+
+
+class CallHandler:
+    """Per-call callbacks; one instance serves every call (keep per-call state on ``call``,
+    e.g. ``call.state``)."""
+
+    async def on_call_start(self, call: Call) -> None:
+        """The stream started (token accepted, STT connecting): greet with ``call.say``."""
+
+    async def on_partial(self, call: Call, text: str) -> None:
+        """An interim transcript of what the caller is saying (full text so far)."""
+
+    async def on_transcript(self, call: Call, text: str) -> None:
+        """A final transcript of one caller utterance: reply with ``call.say``."""
+
+    async def on_speech_start(self, call: Call) -> None:
+        """The caller started speaking (barge-in has already cleared playback when on)."""
+
+    async def on_dtmf(self, call: Call, digit: str) -> None:
+        """The caller pressed a key: ``digit`` is ``"0"``-``"9"``, ``"*"`` or ``"#"``."""
+
+    async def on_call_end(self, call: Call, reason: str) -> None:
+        """The call ended. ``reason``: ``"stop"`` (Twilio's stop message), ``"closed"``
+        (socket closed), ``"hangup"`` (``call.hangup()``), ``"shutdown"`` (server stopping),
+        ``"status:<CallStatus>"`` (a status callback said the call is over) or
+        ``"error"``."""
+
+
+class GreetingHandler(CallHandler):
+    """Says ``greeting`` when each call starts; the default when ``[server] greeting`` is
+    set and no other handler is given."""
+
+    def __init__(self, greeting: str) -> None:
+        self.greeting = greeting
+
+    async def on_call_start(self, call: Call) -> None:
+        if self.greeting:
+            call.say(self.greeting)

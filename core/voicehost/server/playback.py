@@ -1,0 +1,382 @@
+"""Reply playback on one stream: a bounded queue, TTS → μ-law frames paced in real time,
+marks, and barge-in.
+
+How a reply plays (wire-protocols.md §1.4, §1.5):
+
+1. The TTS provider's stream (any chunk sizes, its declared output format) is converted to
+   μ-law 8 kHz with :class:`voicehost.audio.AudioConverter` and cut into 160-byte (20 ms)
+   frames by :class:`voicehost.audio.Framer`; the last partial frame is padded with μ-law
+   silence (0xFF).
+2. Each frame goes out as one ``media`` message, paced against an absolute monotonic schedule:
+   ``play_end`` is when Twilio will have played everything sent so far; a frame is sent once
+   ``play_end - now <= lead`` and advances ``play_end`` by exactly 20 ms, so late wake-ups never
+   accumulate (no drift, however long the reply) and at most ``lead`` ms of audio is ever
+   queued at Twilio (so a ``clear`` cuts the bot off at once; pipecat #366). Only when Twilio
+   really ran dry (``play_end < now``: the TTS was slower than real time) is the schedule
+   re-anchored at ``now``.
+3. A ``mark`` named ``reply-<n>`` follows the last frame. The reply is finished when Twilio
+   echoes the mark, or ``mark_timeout_ms`` after its audio should have finished playing.
+   The next reply starts synthesising as soon as the previous one's audio is sent, so replies
+   play back to back without a gap.
+
+Barge-in (:meth:`Playback.barge_in`): queued replies are dropped, the playing reply's task is
+cancelled, which closes its TTS iterator (``aclose``) and so the vendor request, unsent frames
+are purged and ``clear`` is sent ahead of everything else. All of these replies resolve as
+:attr:`ReplyStatus.CANCELLED`, never as errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Mapping
+from typing import Any
+
+from voicehost.audio import AudioConverter, Framer
+from voicehost.contracts import MULAW_8K, SpeechProvider
+from voicehost.errors import VoicehostError
+from voicehost.server.outbound import OutboundChannel, OutboundMessage
+from voicehost.server.protocol import clear_message, mark_message, media_message
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FRAME_BYTES",
+    "FRAME_S",
+    "Playback",
+    "PlaybackError",
+    "PlaybackQueueFull",
+    "Reply",
+    "ReplyStatus",
+]
+
+FRAME_BYTES = 160  # one 20 ms frame of μ-law 8 kHz
+FRAME_S = 0.02
+
+
+class PlaybackError(VoicehostError):
+    """A reply could not be queued: no TTS provider, or the call has ended."""
+
+
+class PlaybackQueueFull(PlaybackError):
+    """``say`` was called with ``max_queued_replies`` replies already waiting or playing."""
+
+
+class ReplyStatus(enum.Enum):
+    """Where a reply stands. Awaiting a ``FAILED`` reply raises the provider's error;
+    ``CANCELLED`` (barge-in, hang-up, socket closed) is an ordinary outcome, not an error."""
+
+    PENDING = "pending"
+    PLAYED = "played"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class _StreamClosed(Exception):
+    """The socket went away mid-reply: the reply is cancelled, not failed."""
+
+
+class Reply:
+    """One queued reply. ``await reply`` waits until it finished and returns its
+    :class:`ReplyStatus`; it raises the provider's error when synthesis failed.
+
+    Attributes:
+        id: 1, 2, … per stream.
+        text: the text, or None when it is streamed in (``AsyncIterable[str]``).
+        mark_name: the ``mark`` that follows its audio (``reply-<id>``).
+        frames_sent: 20 ms frames sent so far.
+        mark_echoed: True when Twilio echoed the mark (False: finished by timeout).
+    """
+
+    def __init__(self, reply_id: int, source: str | AsyncIterable[str]) -> None:
+        self.id = reply_id
+        self.source = source
+        self.text = source if isinstance(source, str) else None
+        self.mark_name = f"reply-{reply_id}"
+        self.frames_sent = 0
+        self.mark_echoed = False
+        self._future: asyncio.Future[ReplyStatus] = asyncio.get_running_loop().create_future()
+        self._future.add_done_callback(_consume_exception)
+
+    @property
+    def status(self) -> ReplyStatus:
+        """Current status."""
+        if not self._future.done():
+            return ReplyStatus.PENDING
+        if self._future.exception() is not None:
+            return ReplyStatus.FAILED
+        return self._future.result()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The provider's error of a ``FAILED`` reply."""
+        return self._future.exception() if self._future.done() else None
+
+    def done(self) -> bool:
+        """True once played, cancelled or failed."""
+        return self._future.done()
+
+    def wait(self) -> Awaitable[ReplyStatus]:
+        """The same as ``await reply``, as an awaitable for ``asyncio.wait_for``."""
+        return asyncio.shield(self._future)
+
+    def __await__(self) -> Generator[Any, None, ReplyStatus]:
+        return asyncio.shield(self._future).__await__()
+
+    def _resolve(self, status: ReplyStatus) -> None:
+        if not self._future.done():
+            self._future.set_result(status)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._future.done():
+            self._future.set_exception(exc)
+
+    def __repr__(self) -> str:
+        return f"<Reply {self.id} {self.text!r} {self.status.value}>"
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # the failure is logged by the playback; nobody may await it
+
+
+class Playback:
+    """The reply queue and player of one stream.
+
+    Args:
+        channel: the socket's outbound channel.
+        stream_sid: Twilio stream SID put in every message.
+        provider / config: the TTS provider and its config blob (None: ``say`` refuses).
+        lead_ms: audio kept queued at Twilio ahead of its playhead (ms).
+        mark_timeout_ms: wait for a mark echo this long past the reply's expected end (ms).
+        max_queued: replies accepted and not yet sent (the playing one included).
+        clock / sleep: monotonic clock (s) and sleep, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        channel: OutboundChannel,
+        stream_sid: str,
+        provider: SpeechProvider | None,
+        config: Mapping[str, Any] | None = None,
+        *,
+        lead_ms: int = 100,
+        mark_timeout_ms: int = 2000,
+        max_queued: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.channel = channel
+        self.stream_sid = stream_sid
+        self.provider = provider
+        self.config = dict(config or {})
+        self.lead_s = lead_ms / 1000
+        self.mark_timeout_s = mark_timeout_ms / 1000
+        self.max_queued = max_queued
+        self._clock = clock
+        self._sleep = sleep
+        self._ids = itertools.count(1)
+        self._queue: collections.deque[Reply] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._active: Reply | None = None
+        self._active_task: asyncio.Task[None] | None = None
+        self._awaiting_mark: dict[str, tuple[Reply, asyncio.TimerHandle]] = {}
+        self._play_end = 0.0
+        self._closed = False
+        self._worker: asyncio.Task[None] | None = None
+        #: monotonic send time of every media frame (for pacing checks and benchmarks)
+        self.frame_times: list[float] | None = None
+
+    # --- public ----------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Replies accepted and not yet fully sent (the playing one included)."""
+        return len(self._queue) + (self._active is not None)
+
+    @property
+    def speaking(self) -> bool:
+        """True while a reply is being sent or its audio may still be playing at Twilio."""
+        return (
+            self._active is not None
+            or bool(self._queue)
+            or bool(self._awaiting_mark)
+            or self._play_end > self._clock()
+        )
+
+    def say(self, text: str | AsyncIterable[str]) -> Reply:
+        """Queue a reply: a whole text, or text arriving in pieces (spoken sentence by
+        sentence through the provider's ``synthesize_stream``).
+
+        Raises:
+            PlaybackQueueFull: ``max_queued`` replies already wait or play.
+            PlaybackError: no TTS provider is configured, or the call has ended.
+        """
+        if self._closed:
+            raise PlaybackError("the call has ended; nothing more can be said")
+        if self.provider is None:
+            raise PlaybackError("no TTS provider is configured ([tts] provider)")
+        if self.pending >= self.max_queued:
+            raise PlaybackQueueFull(
+                f"{self.pending} replies are already queued (max_queued_replies = "
+                f"{self.max_queued}); wait for one to finish or barge in"
+            )
+        reply = Reply(next(self._ids), text)
+        self._queue.append(reply)
+        self._wakeup.set()
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="playback")
+        return reply
+
+    def barge_in(self) -> bool:
+        """Stop talking now: drop queued replies, cancel the playing one (closing its TTS
+        stream), purge unsent frames, send ``clear``. Returns False (and sends nothing) when
+        nothing was playing or queued."""
+        if not self.speaking:
+            return False
+        for reply in self._queue:
+            reply._resolve(ReplyStatus.CANCELLED)
+        self._queue.clear()
+        if self._active is not None:  # resolved now, so the app sees it at speech start
+            self._active._resolve(ReplyStatus.CANCELLED)
+        if self._active_task is not None:
+            self._active_task.cancel()
+        for message in self.channel.purge():
+            if message.kind == "mark":
+                self._finish_mark(message.tag, ReplyStatus.CANCELLED)
+        for name in list(self._awaiting_mark):
+            self._finish_mark(name, ReplyStatus.CANCELLED)
+        self.channel.send(OutboundMessage("clear", clear_message(self.stream_sid)), front=True)
+        self._play_end = self._clock()
+        return True
+
+    def on_mark(self, name: str) -> bool:
+        """Twilio echoed mark ``name``. Returns False for a mark this playback did not send
+        (or already settled, e.g. echoed after a ``clear``)."""
+        entry = self._awaiting_mark.get(name)
+        if entry is None:
+            return False
+        entry[0].mark_echoed = True
+        self._finish_mark(name, ReplyStatus.PLAYED)
+        return True
+
+    async def close(self) -> None:
+        """End of call: every unfinished reply resolves CANCELLED; idempotent."""
+        self._closed = True
+        for reply in self._queue:
+            reply._resolve(ReplyStatus.CANCELLED)
+        self._queue.clear()
+        for name in list(self._awaiting_mark):
+            self._finish_mark(name, ReplyStatus.CANCELLED)
+        active = self._active
+        if self._worker is not None:
+            self._worker.cancel()
+        if self._active_task is not None:
+            self._active_task.cancel()
+        for task in (self._active_task, self._worker):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        if active is not None:
+            active._resolve(ReplyStatus.CANCELLED)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _finish_mark(self, name: str, status: ReplyStatus) -> None:
+        entry = self._awaiting_mark.pop(name, None)
+        if entry is not None:
+            entry[1].cancel()
+            entry[0]._resolve(status)
+
+    def _mark_timed_out(self, name: str) -> None:
+        if name in self._awaiting_mark:
+            log.info("stream %s: no echo for mark %s; counting it played", self.stream_sid, name)
+            self._finish_mark(name, ReplyStatus.PLAYED)
+
+    async def _run(self) -> None:
+        while not self._closed:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            reply = self._queue.popleft()
+            self._active = reply
+            task = asyncio.get_running_loop().create_task(self._play(reply), name=reply.mark_name)
+            self._active_task = task
+            try:
+                await asyncio.wait({task})
+            finally:
+                self._active = None
+                self._active_task = None
+            if task.cancelled() or isinstance(task.exception(), _StreamClosed):
+                reply._resolve(ReplyStatus.CANCELLED)
+            elif (exc := task.exception()) is not None:
+                log.warning("stream %s: reply %d failed: %s", self.stream_sid, reply.id, exc)
+                reply._fail(exc)
+
+    async def _play(self, reply: Reply) -> None:
+        assert self.provider is not None
+        fmt = self.provider.output_format(self.config)
+        converter = None if fmt == MULAW_8K else AudioConverter(fmt, MULAW_8K)
+        framer = Framer(FRAME_BYTES)
+        if isinstance(reply.source, str):
+            stream = self.provider.synthesize(reply.source, self.config)
+        else:
+            stream = self.provider.synthesize_stream(reply.source, self.config)
+        try:
+            async for chunk in stream:
+                audio = converter.convert(chunk) if converter else chunk
+                for frame in framer.push(audio):
+                    await self._send_frame(reply, frame)
+            tail = converter.flush(discard_partial=True) if converter else b""
+            for frame in framer.push(tail):
+                await self._send_frame(reply, frame)
+            last = framer.flush(pad=True)
+            if last:
+                await self._send_frame(reply, last)
+        finally:
+            await _aclose(stream)
+        if reply.frames_sent == 0:
+            reply._resolve(ReplyStatus.PLAYED)
+            return
+        if not self.channel.send(
+            OutboundMessage("mark", mark_message(self.stream_sid, reply.mark_name), reply.mark_name)
+        ):
+            raise _StreamClosed
+        delay = max(0.0, self._play_end - self._clock()) + self.mark_timeout_s
+        handle = asyncio.get_running_loop().call_later(delay, self._mark_timed_out, reply.mark_name)
+        self._awaiting_mark[reply.mark_name] = (reply, handle)
+
+    async def _send_frame(self, reply: Reply, frame: bytes) -> None:
+        now = self._clock()
+        if self._play_end < now:  # Twilio's buffer ran dry (first frame, or a slow TTS)
+            self._play_end = now
+        wait = self._play_end - self.lead_s - now
+        if wait > 0:
+            await self._sleep(wait)
+        if not self.channel.send(OutboundMessage("media", media_message(self.stream_sid, frame))):
+            raise _StreamClosed
+        if self.frame_times is not None:
+            self.frame_times.append(self._clock())
+        self._play_end += FRAME_S
+        reply.frames_sent += 1
+
+
+_ACLOSE_TIMEOUT_S = 5.0
+
+
+async def _aclose(stream: AsyncIterator[bytes]) -> None:
+    """Close a TTS stream (and so the vendor request), bounded: a vendor that hangs while
+    closing must not hold up barge-in bookkeeping or the end of the call."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await asyncio.wait_for(aclose(), _ACLOSE_TIMEOUT_S)
+    except (TimeoutError, Exception) as exc:  # must not mask the reply's real outcome
+        log.debug("closing TTS stream: %r", exc)
