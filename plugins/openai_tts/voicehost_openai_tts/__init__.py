@@ -1,0 +1,28 @@
+"""voicehost plugin: OpenAI TTS (provider id ``openai``), streamed 24 kHz PCM.
+
+Loaded from the ``voicehost`` entry point ``openai_tts``; registers through the
+``register_speech_providers`` hook only (never at import time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from voicehost import hookimpl
+from voicehost.contracts import SpeechProvider
+
+from voicehost_openai_tts.config import DEFAULT_CONFIG, OpenAITTSSettings
+from voicehost_openai_tts.provider import OpenAISpeechProvider
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "OpenAISpeechProvider",
+    "OpenAITTSSettings",
+    "register_speech_providers",
+]
+
+
+@hookimpl
+def register_speech_providers(register: Callable[[SpeechProvider], None]) -> None:
+    """Register the ``openai`` speech provider."""
+    register(OpenAISpeechProvider())
