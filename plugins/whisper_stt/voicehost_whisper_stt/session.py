@@ -1,0 +1,358 @@
+"""One call's streaming Whisper session: convert → VAD/endpointing → scheduled inference.
+
+Audio path, per :meth:`WhisperSession.send_audio` chunk:
+
+1. The chunk is appended to an inbox and a drain is scheduled on the event loop
+   (``call_soon``), so a burst of frames is handled in one pass and callbacks never run inside
+   ``send_audio``.
+2. The drain converts it to PCM16 16 kHz (``voicehost.audio.AudioConverter``: G.711 decode and
+   a stateful soxr resampler when the host passes Twilio's μ-law 8 kHz through) and runs the
+   :class:`~voicehost_whisper_stt.segmenter.Segmenter` (Silero VAD, ~0.1 ms of CPU per 32 ms
+   window — cheap enough for the loop; no inference happens here).
+3. Its events become callbacks and jobs: ``on_speech_start`` at once; interim and final
+   transcripts are queued on the process-wide
+   :class:`~voicehost_whisper_stt.scheduler.FairScheduler` and reported back on the loop
+   through ``call_soon_threadsafe``.
+
+Finals decode with ``beam_size`` and, with ``carry_context``, the call's previous final as
+Whisper's ``initial_prompt``; interim transcripts decode greedily. With ``speculative_final``
+the final decode starts ``post_roll_ms`` into a pause (the segmenter's ``EndLikely``) rather
+than at the endpoint ``min_silence_ms`` in, hiding most of the inference behind the
+endpointing wait; it is reported at the endpoint, or dropped (and skipped if not yet started)
+when the caller speaks again. Empty results (Whisper heard no words) are not reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+from voicehost.audio import AudioConverter
+from voicehost.contracts import PCM16_16K, TranscriptionRequest, TranscriptionSession
+from voicehost.errors import ProviderError
+
+from voicehost_whisper_stt import vad
+from voicehost_whisper_stt.config import WhisperSettings
+from voicehost_whisper_stt.engine import PROVIDER_ID, Transcript, get_engine
+from voicehost_whisper_stt.finals import FinalTiming, PendingFinal
+from voicehost_whisper_stt.scheduler import Job, Outcome, Ticket
+from voicehost_whisper_stt.segmenter import (
+    EndLikely,
+    Event,
+    PartialDue,
+    Segmenter,
+    SpeechResumed,
+    SpeechStarted,
+    UtteranceEnded,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How long :meth:`WhisperSession.close` waits for queued finals before giving up, seconds.
+CLOSE_TIMEOUT_S = 60.0
+
+State = Literal["new", "open", "closing", "closed"]
+
+
+class WhisperSession(TranscriptionSession):
+    """A :class:`~voicehost.contracts.TranscriptionSession` on a shared local Whisper model.
+
+    Besides the contract it offers :meth:`wait_idle` (await until every queued transcription
+    of this call has been reported) and :attr:`final_timings` (one :class:`FinalTiming` per
+    final, for benchmarks).
+    """
+
+    def __init__(self, settings: WhisperSettings, request: TranscriptionRequest) -> None:
+        self.settings = settings
+        self.request = request
+        self._callbacks = request.callbacks
+        fmt = request.input_format
+        self._converter = None if fmt == PCM16_16K else AudioConverter(fmt, PCM16_16K)
+        self._engine = get_engine(settings)
+        self._state: State = "new"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._segmenter: Segmenter | None = None
+        self._ticket: Ticket | None = None
+        self._inbox: list[bytes] = []
+        self._odd = b""  # half a PCM16 sample carried to the next chunk
+        self._drain_scheduled = False
+        self._ended_utterance = 0
+        self._prompt = ""
+        self._last_partial = ""
+        self._outstanding = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._speculation: PendingFinal | None = None
+        self._close_task: asyncio.Future[None] | None = None
+        self.final_timings: list[FinalTiming] = []
+
+    # --- contract ------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._state == "open"
+
+    async def connect(self) -> None:
+        """Load the Silero VAD and the Whisper model off the loop (first call per process).
+
+        Raises:
+            ProviderError: the model could not be loaded (missing weights, bad directory).
+        """
+        if self._state != "new":
+            return
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._load)
+        if self._state != "new":  # closed while loading
+            return
+        settings = self.settings
+        self._segmenter = Segmenter(
+            vad.StreamingVad().window_probability,
+            threshold=settings.threshold,
+            min_speech_ms=settings.min_speech_ms,
+            min_silence_ms=settings.min_silence_ms,
+            partial_interval_ms=settings.partial_interval_ms,
+            pre_roll_ms=settings.pre_roll_ms,
+            post_roll_ms=settings.post_roll_ms,
+            max_utterance_s=settings.max_utterance_s,
+        )
+        self._ticket = self._engine.scheduler.open()
+        self._state = "open"
+        if self._inbox:
+            self._schedule_drain()
+
+    def _load(self) -> None:
+        try:
+            vad.preload()
+        except Exception as exc:
+            raise ProviderError(PROVIDER_ID, f"cannot load the Silero VAD model: {exc}") from exc
+        self._engine.load()
+
+    def send_audio(self, audio: bytes) -> None:
+        """Queue caller audio in ``request.input_format`` (any length; odd PCM16 bytes carry).
+
+        Audio sent before :meth:`connect` finishes is buffered; after :meth:`close` it is
+        ignored.
+
+        Raises:
+            TypeError: ``audio`` is not bytes-like.
+        """
+        if not isinstance(audio, bytes | bytearray | memoryview):
+            raise TypeError(f"audio must be bytes-like, got {type(audio).__name__}")
+        if self._state in ("closing", "closed"):
+            logger.debug("whisper: %d bytes after close ignored", len(audio))
+            return
+        self._inbox.append(bytes(audio))
+        if self._state == "open":
+            self._schedule_drain()
+
+    async def close(self) -> None:
+        """Flush: an utterance in progress becomes a final; wait for queued finals. Idempotent."""
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._close_task)
+
+    # --- extras --------------------------------------------------------------------------
+
+    async def wait_idle(self) -> None:
+        """Wait until every transcription queued so far has been reported (or skipped)."""
+        if self._drain_scheduled:
+            self._drain()
+        await self._idle.wait()
+
+    # --- internals -----------------------------------------------------------------------
+
+    async def _close(self) -> None:
+        if self._state == "open":
+            self._drain()
+            tail = self._converter.flush(discard_partial=True) if self._converter else b""
+            events = self._segmenter.push(_to_float(tail)) if self._segmenter else []
+            if self._segmenter is not None:
+                events += self._segmenter.flush()
+            self._dispatch(events)
+            self._state = "closing"
+            try:
+                await asyncio.wait_for(self._idle.wait(), CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                logger.warning("whisper: gave up waiting for queued transcripts at close")
+        if self._ticket is not None:
+            self._engine.scheduler.close(self._ticket)
+        self._state = "closed"
+        # Release per-call state now (the soxr resampler, VAD state, buffered audio).
+        self._converter = None
+        self._segmenter = None
+        self._inbox.clear()
+
+    def _schedule_drain(self) -> None:
+        if not self._drain_scheduled and self._loop is not None:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        if not self._inbox or self._segmenter is None:
+            return
+        data = b"".join(self._inbox)
+        self._inbox.clear()
+        try:
+            pcm = self._odd + (self._converter.convert(data) if self._converter else data)
+            whole = len(pcm) & ~1
+            self._odd = pcm[whole:]
+            events = self._segmenter.push(_to_float(pcm[:whole]))
+        except Exception as exc:
+            self._report(self._callbacks.on_error, ProviderError(PROVIDER_ID, f"audio: {exc}"))
+            return
+        self._dispatch(events)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                self._report(self._callbacks.on_speech_start)
+            elif isinstance(event, PartialDue):
+                self._submit_partial(event)
+            elif isinstance(event, EndLikely):
+                if self.settings.speculative_final:
+                    self._void_speculation()
+                    self._speculation = PendingFinal(
+                        event.utterance, len(event.audio), event.at_ms, speculative=True
+                    )
+                    self._submit_final(self._speculation, event.audio)
+            elif isinstance(event, SpeechResumed):
+                self._void_speculation()
+            elif isinstance(event, UtteranceEnded):
+                self._ended_utterance = event.utterance
+                self._end_utterance(event)
+
+    def _void_speculation(self) -> None:
+        if self._speculation is not None:
+            self._speculation.discarded = True  # skipped if not started, ignored if done
+            self._speculation = None
+
+    def _end_utterance(self, event: UtteranceEnded) -> None:
+        pending = self._speculation
+        self._speculation = None
+        if pending is not None and pending.matches(event):
+            outcome = pending.confirm(event)
+            if outcome is not None:
+                self._remember(outcome)
+                self._deliver(pending)
+            return
+        if pending is not None:
+            pending.discarded = True
+        pending = PendingFinal(event.utterance, len(event.audio), event.endpoint_ms, False)
+        pending.confirm(event)
+        self._submit_final(pending, event.audio)
+
+    def _submit(self, job: Job) -> None:
+        assert self._ticket is not None
+        self._outstanding += 1
+        self._idle.clear()
+        self._engine.scheduler.submit(self._ticket, job)
+
+    def _submit_partial(self, event: PartialDue) -> None:
+        settings = self.settings
+
+        def run() -> Transcript:
+            return self._engine.transcribe(
+                event.audio,
+                language=settings.language,
+                beam_size=1,
+                prompt=self._prompt,
+                final=False,
+            )
+
+        def done(outcome: Outcome) -> None:
+            self._post(self._partial_done, event, outcome)
+
+        stale: Callable[[], bool] = lambda: self._ended_utterance >= event.utterance  # noqa: E731
+        self._submit(Job("partial", run, done, stale))
+
+    def _partial_done(self, event: PartialDue, outcome: Outcome) -> None:
+        self._job_finished()
+        if outcome.error is not None:
+            self._report_error(outcome.error)
+            return
+        if outcome.skipped or self._ended_utterance >= event.utterance:
+            return  # the final is on its way; a late interim would only confuse
+        text = outcome.result.text
+        if text and text != self._last_partial:
+            self._last_partial = text
+            self._report(self._callbacks.on_partial, text)
+
+    def _submit_final(self, pending: PendingFinal, audio: np.ndarray) -> None:
+        settings = self.settings
+
+        def run() -> Transcript:
+            prompt = self._prompt if settings.carry_context else None
+            return self._engine.transcribe(
+                audio, language=settings.language, beam_size=settings.beam_size, prompt=prompt
+            )
+
+        def done(outcome: Outcome) -> None:
+            # On the worker: if already confirmed, set the context before this call's next
+            # decode can start (its jobs run one at a time).
+            if pending.finish(outcome):
+                self._remember(outcome)
+            self._post(self._final_decoded, pending)
+
+        self._submit(Job("final", run, done, stale=lambda: pending.discarded))
+
+    def _remember(self, outcome: Outcome) -> None:
+        """Make a confirmed final's text the context of the call's next decode."""
+        if outcome.result is not None and outcome.result.text:
+            self._prompt = outcome.result.text
+
+    def _final_decoded(self, pending: PendingFinal) -> None:
+        self._job_finished()
+        if pending.ended is not None:
+            self._deliver(pending)
+
+    def _deliver(self, pending: PendingFinal) -> None:
+        if pending.delivered or pending.discarded or pending.outcome is None:
+            return
+        pending.delivered = True
+        self._last_partial = ""
+        outcome = pending.outcome
+        if outcome.error is not None:
+            self._report_error(outcome.error)
+            return
+        if outcome.skipped:
+            return
+        timing = pending.timing()
+        self.final_timings.append(timing)
+        if timing.text:
+            self._report(self._callbacks.on_transcript, timing.text)
+
+    def _job_finished(self) -> None:
+        self._outstanding -= 1
+        if self._outstanding <= 0:
+            self._outstanding = 0
+            self._idle.set()
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback`` on the session's loop (from a worker thread, or the loop itself)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(callback, *args)
+
+    def _report_error(self, error: BaseException) -> None:
+        if not isinstance(error, ProviderError):
+            error = ProviderError(PROVIDER_ID, f"transcription failed: {error}")
+        self._report(self._callbacks.on_error, error)
+
+    @staticmethod
+    def _report(callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            logger.exception("whisper: a host callback raised")
+
+
+def _to_float(pcm16: bytes) -> np.ndarray:
+    """PCM16 LE bytes → float32 samples in [-1, 1)."""
+    return np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
