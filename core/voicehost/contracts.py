@@ -186,6 +186,18 @@ class TranscriptionProvider(abc.ABC):
         """
         return None
 
+    def preload(self, config: Mapping[str, Any]) -> None:
+        """Load models or warm connections for ``config`` before the first call.
+
+        Blocking; the server calls it once at start-up, before it listens (never on a running
+        event loop). The default does nothing.
+
+        Raises:
+            ConfigError: the config cannot be loaded.
+            ProviderError: the model or vendor could not be prepared.
+        """
+        return None
+
     @abc.abstractmethod
     def create_session(self, request: TranscriptionRequest) -> TranscriptionSession:
         """Make (not yet connect) one call's session."""
@@ -216,6 +228,18 @@ class SpeechProvider(abc.ABC):
 
         Raises:
             ConfigError: naming the key at fault. The default accepts anything.
+        """
+        return None
+
+    def preload(self, config: Mapping[str, Any]) -> None:
+        """Load models or warm connections for ``config`` before the first call.
+
+        Blocking; the server calls it once at start-up, before it listens (never on a running
+        event loop). The default does nothing.
+
+        Raises:
+            ConfigError: the config cannot be loaded.
+            ProviderError: the model or vendor could not be prepared.
         """
         return None
 

@@ -22,6 +22,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -139,6 +140,26 @@ async def run_app(
     click.echo("voicehost: stopped", err=True)
 
 
+def preload_providers(runtime: Any) -> None:
+    """Load the chosen STT and TTS providers' models before listening, so the first call's
+    greeting does not wait for them (Whisper and Piper take 1-4 s to load).
+
+    Raises:
+        VoicehostError: a provider could not be prepared.
+    """
+    for choice in (runtime.stt, runtime.tts):
+        if choice is None:
+            continue
+        started = time.monotonic()
+        choice.provider.preload(choice.config)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if elapsed_ms >= 100:
+            click.echo(
+                f"voicehost: {choice.kind} provider {choice.id} ready in {elapsed_ms:.0f} ms",
+                err=True,
+            )
+
+
 def _port_free(host: str, port: int) -> None:
     if port == 0:
         return
@@ -186,6 +207,7 @@ def serve(host: str, port: int, config_path: str | None, verbose: bool) -> None:
         runtime = resolve_providers(config, host_plugins)
         _port_free(host, port)
         handler = create_handler(runtime, settings)
+        preload_providers(runtime)
     except VoicehostError as exc:
         raise click.ClickException(str(exc)) from exc
     if not settings.auth_token:
