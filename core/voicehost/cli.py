@@ -114,6 +114,19 @@ def config_check(config_path: str | None) -> None:
     click.echo("ok")
 
 
+def _add_builtin_commands() -> None:
+    from voicehost.records_cli import calls
+    from voicehost.server.commands import serve
+    from voicehost.simulate import simulate
+
+    cli.add_command(serve)
+    cli.add_command(calls)
+    cli.add_command(simulate)
+
+
+_add_builtin_commands()
+
+
 def _register_plugin_commands() -> None:
     """Let loaded plugins add commands; a broken config leaves only the built-in ones."""
     try:

@@ -1,0 +1,122 @@
+"""``voicehost calls list`` and ``voicehost calls show CALL_SID [--json]``: read call records.
+
+The database is ``--db PATH`` when given, else ``[records] path`` of ``plugins.toml`` (found as
+every command finds it: ``--config``, ``$VOICEHOST_CONFIG`` or ``./plugins.toml``), else
+``./voicehost.db``. ``show --json`` prints exactly what ``GET /api/calls/{call_sid}`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from voicehost.errors import VoicehostError
+from voicehost.records import read_call, read_calls, records_path
+
+
+def _db_path(ctx: click.Context, db: str | None, config: str | None) -> Path:
+    if db:
+        return Path(db)
+    from voicehost.config import load_settings
+
+    return records_path(load_settings(config))
+
+
+_db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    help="SQLite file of call records (default: [records] path, else ./voicehost.db).",
+)
+_config_option = click.option(
+    "--config",
+    "config_file",
+    envvar="VOICEHOST_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="plugins.toml to read [env: VOICEHOST_CONFIG; default: ./plugins.toml].",
+)
+
+
+@click.group("calls")
+def calls() -> None:
+    """Read the stored call records (calls and their turns)."""
+
+
+@calls.command("list")
+@_db_option
+@_config_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def list_calls(
+    ctx: click.Context, db: str | None, config_file: str | None, limit: int, as_json: bool
+) -> None:
+    """List the latest calls, newest first."""
+    try:
+        rows = read_calls(_db_path(ctx, db, config_file), limit)
+    except VoicehostError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no calls recorded yet")
+        return
+    click.echo(f"{'CALL SID':<36}  {'STARTED (UTC)':<23}  {'SECS':>6}  {'TURNS':>5}  FROM → TO")
+    for row in rows:
+        secs = f"{row['duration_ms'] / 1000:.1f}" if row["duration_ms"] is not None else "live?"
+        started = row["started_at"][:23].replace("T", " ")
+        click.echo(
+            f"{row['call_sid']:<36}  {started:<23}  {secs:>6}  {row['turn_count']:>5}  "
+            f"{row['from'] or '?'} → {row['to'] or '?'}"
+        )
+
+
+@calls.command("show")
+@click.argument("call_sid")
+@_db_option
+@_config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the call as JSON.")
+@click.pass_context
+def show_call(
+    ctx: click.Context, call_sid: str, db: str | None, config_file: str | None, as_json: bool
+) -> None:
+    """Show one call and its turns in order, with each turn's time from call start."""
+    try:
+        call = read_call(_db_path(ctx, db, config_file), call_sid)
+    except VoicehostError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if call is None:
+        raise click.ClickException(f"no call {call_sid!r} in the call records")
+    if as_json:
+        click.echo(json.dumps(call, indent=2))
+        return
+    click.echo(format_call(call))
+
+
+_WHO = {"caller": "caller", "bot": "bot", "event": "·"}
+
+
+def format_call(call: dict[str, Any]) -> str:
+    """A call (as :func:`voicehost.records.read_call` returns it) as human-readable lines."""
+    lines = [
+        f"call {call['call_sid']}  stream {call['stream_sid'] or '-'}",
+        f"  from {call['from'] or '?'} to {call['to'] or '?'}",
+        f"  started {call['started_at']}",
+        f"  ended   {call['ended_at'] or '- (live, or the server stopped during it)'}"
+        + (f"  ({call['end_reason']})" if call["end_reason"] else ""),
+        "",
+    ]
+    for turn in call["turns"]:
+        at = f"{turn['at_ms'] / 1000:8.2f}s"
+        who = _WHO.get(turn["role"], turn["role"])
+        if turn["kind"] in ("barge_in", "dtmf"):
+            detail = f" {turn['text']}" if turn["text"] else ""
+            lines.append(f"{at}  {who:>6}  [{turn['kind']}]{detail}")
+        else:
+            lines.append(f"{at}  {who:>6}  {turn['text']}")
+    if not call["turns"]:
+        lines.append("  (no turns)")
+    return "\n".join(lines)
