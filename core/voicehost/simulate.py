@@ -103,9 +103,16 @@ async def _run(
     return result
 
 
+#: Where `voicehost serve` listens by default.
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
 @click.command("simulate")
 @click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--url", help="Base URL of a running server (http://127.0.0.1:8080).")
+@click.option(
+    "--url",
+    help=f"Base URL of a running server [default: {DEFAULT_URL}, unless --local].",
+)
 @click.option("--local", is_flag=True, help="Run an in-process server built from plugins.toml.")
 @click.option("--auth-token", envvar="TWILIO_AUTH_TOKEN", help="Sign the webhook with it.")
 @click.option("--public-url", help="URL the server believes it has ([server] public_url).")
@@ -144,11 +151,13 @@ def simulate(
 ) -> None:
     """Play WAV files (any rate; sent as μ-law 8 kHz) as a caller and print each turn.
 
-    Give --url for a running server or --local for an in-process one. Times are ms from
-    the start of the stream.
+    Dials a running server (--url, default the one `voicehost serve` starts), or runs one
+    in-process with --local. Times are ms from the start of the stream.
     """
-    if bool(url) == local:
-        raise click.UsageError("give exactly one of --url URL or --local")
+    if url and local:
+        raise click.UsageError("give either --url URL or --local, not both")
+    if not local:
+        url = url or DEFAULT_URL
     show = _Progress(sys.stderr.isatty() if progress is None else progress)
     try:
         result = asyncio.run(

@@ -124,11 +124,17 @@ def test_simulate_local_fast_prints_turns_and_writes_bot_audio(
     ]
 
 
-def test_simulate_needs_exactly_one_target(tmp_path):
+def test_simulate_targets_the_default_server_or_exactly_one(tmp_path, monkeypatch):
+    from voicehost import simulate as simulate_module
+
     wav = tmp_path / "a.wav"
     write_tone_wav(wav, 0.1)
+    # With neither --url nor --local it dials where `voicehost serve` listens by default;
+    # nothing listens at the patched address, so it fails with a clear error naming it.
+    monkeypatch.setattr(simulate_module, "DEFAULT_URL", "http://127.0.0.1:9")
     neither = CliRunner().invoke(cli, ["simulate", str(wav)])
-    assert neither.exit_code == 2 and "--url URL or --local" in neither.output
+    assert neither.exit_code == 1, neither.output
+    assert "127.0.0.1:9" in neither.output
     both = CliRunner().invoke(cli, ["simulate", str(wav), "--local", "--url", "http://x"])
     assert both.exit_code == 2
 
