@@ -268,3 +268,19 @@ async def test_stt_callbacks_from_a_worker_thread_are_handed_to_the_loop(make_se
         final = await handler.wait_for("final")
         await call.stop()
     assert final[2] == "from a thread"
+
+
+async def test_final_flushed_while_stt_closes_still_reaches_the_handler(make_server):
+    """A vendor that flushes the caller's last words on close (Deepgram Finalize, OpenAI
+    commit) must not lose them: the handler gets that final before on_call_end."""
+    handler = RecordingHandler()
+    h = await make_server(handler=handler, stt_config={"final_on_close": "one last thing"})
+    async with h.simulator() as sim:
+        call = await sim.start_call()
+        await h.plugin.stt.wait_for_session()
+        await call.stop()
+        await handler.wait_for("end")
+    names = handler.names()
+    finals = [e for e in handler.events if e[0] == "final"]
+    assert [e[2] for e in finals] == ["one last thing"]
+    assert names.index("final") < names.index("end")

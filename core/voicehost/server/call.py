@@ -118,6 +118,10 @@ class Call:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ended = asyncio.Event()
         self._ending = False
+        # While STT closes, the vendor may flush the caller's last words (Deepgram's
+        # Finalize, OpenAI's commit); those finals still reach the handler.
+        self._draining_stt = False
+        self._late_tasks: set[asyncio.Task[None]] = set()
 
     # --- what the application uses ---------------------------------------------------------
 
@@ -215,10 +219,15 @@ class Call:
             if self._stt_task is not None and not self._stt_task.done():
                 self._stt_task.cancel()
             if self.stt is not None:
+                self._draining_stt = True
                 try:
                     await asyncio.wait_for(self.stt.close(), self._stt_close_timeout_s)
                 except (TimeoutError, Exception) as exc:
                     log.warning("call %s: closing STT: %r", self, exc)
+                finally:
+                    self._draining_stt = False
+            if self._late_tasks:  # let the flushed finals be handled (recorded), bounded
+                await asyncio.wait(self._late_tasks, timeout=_HANDLER_END_TIMEOUT_S)
             tasks = [t for t in self._tasks if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
@@ -270,11 +279,15 @@ class Call:
         log.warning("call %s: STT error: %s", self, exc)
 
     def _dispatch(self, name: str, *args: Any) -> None:
-        if self._ending:
+        late = self._ending and self._draining_stt and name == "on_transcript"
+        if self._ending and not late:
             return
         task = asyncio.get_running_loop().create_task(self._call_handler(name, *args))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if late:
+            self._late_tasks.add(task)
+            task.add_done_callback(self._late_tasks.discard)
 
     async def _call_handler(self, name: str, *args: Any, limit_s: float | None = None) -> None:
         method = getattr(self.handler, name, None)

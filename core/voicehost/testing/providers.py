@@ -103,6 +103,10 @@ class FakeTranscriptionSession(TranscriptionSession):
 
     async def close(self) -> None:
         self.close_calls += 1
+        flush = self.config.get("final_on_close")
+        if flush and self.close_calls == 1:  # a vendor flushing the last words (Finalize)
+            await asyncio.sleep(0)
+            self.final(str(flush))
         self._connected = False
         self._changed.set()
 
