@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from voicehost import __version__
+from voicehost.cli_options import config_option
 from voicehost.config import (
     DEFAULT_PROVIDERS,
     KIND_NAMES,
@@ -24,15 +25,6 @@ from voicehost.config import (
 )
 from voicehost.errors import ConfigError, VoicehostError
 from voicehost.plugins import PluginHost, load_plugin_host
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    envvar="VOICEHOST_CONFIG",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="plugins.toml to read [env: VOICEHOST_CONFIG; default: ./plugins.toml].",
-)
 
 
 def load(config_path: str | None) -> tuple[Settings, PluginHost]:

@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from voicehost.text import sentences
+
 Encoding = Literal["mulaw", "pcm16"]
 
 
@@ -156,26 +158,24 @@ class TranscriptionSession(abc.ABC):
         """True while the vendor stream is open and accepting audio."""
 
 
-class TranscriptionProvider(abc.ABC):
-    """A speech-to-text provider (the seed's ``RealtimeTranscriptionProviderPlugin``).
+class Provider(abc.ABC):
+    """What every provider kind shares: an id, a config blob with defaults, its start-up
+    validation and an optional preload. :class:`TranscriptionProvider` and
+    :class:`SpeechProvider` (and :class:`voicehost.responders.ResponderProvider`) add their
+    kind's audio formats and per-call work.
 
     Class attributes:
-        id: the provider id chosen with ``[stt] provider = "<id>"``.
+        id: the provider id chosen with ``[stt|tts|responder] provider = "<id>"``.
         label: a human name for listings.
-        input_formats: formats ``send_audio`` accepts, preferred first. When μ-law 8 kHz is
-            among them the host passes Twilio's bytes through untouched.
-        capabilities: see :class:`TranscriptionCapabilities`.
         default_config: the config blob's defaults; string values may hold ``${VAR}``.
     """
 
     id: ClassVar[str]
     label: ClassVar[str] = ""
-    input_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
-    capabilities: ClassVar[TranscriptionCapabilities] = TranscriptionCapabilities()
     default_config: ClassVar[Mapping[str, Any]] = {}
 
     def is_configured(self, config: Mapping[str, Any]) -> bool:
-        """True when ``config`` is complete enough to open a session (e.g. has an API key)."""
+        """True when ``config`` is complete enough to serve a call (e.g. has an API key)."""
         return True
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
@@ -197,51 +197,34 @@ class TranscriptionProvider(abc.ABC):
             ProviderError: the model or vendor could not be prepared.
         """
         return None
+
+
+class TranscriptionProvider(Provider):
+    """A speech-to-text provider (the seed's ``RealtimeTranscriptionProviderPlugin``).
+
+    Class attributes (besides :class:`Provider`'s ``id``, ``label``, ``default_config``):
+        input_formats: formats ``send_audio`` accepts, preferred first. When μ-law 8 kHz is
+            among them the host passes Twilio's bytes through untouched.
+        capabilities: see :class:`TranscriptionCapabilities`.
+    """
+
+    input_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
+    capabilities: ClassVar[TranscriptionCapabilities] = TranscriptionCapabilities()
 
     @abc.abstractmethod
     def create_session(self, request: TranscriptionRequest) -> TranscriptionSession:
         """Make (not yet connect) one call's session."""
 
 
-class SpeechProvider(abc.ABC):
+class SpeechProvider(Provider):
     """A text-to-speech provider.
 
-    Class attributes:
-        id: the provider id chosen with ``[tts] provider = "<id>"``.
-        label: a human name for listings.
+    Class attributes (besides :class:`Provider`'s ``id``, ``label``, ``default_config``):
         output_formats: formats :meth:`synthesize` may yield; which one a given config yields
             is :meth:`output_format`.
-        default_config: the config blob's defaults; string values may hold ``${VAR}``.
     """
 
-    id: ClassVar[str]
-    label: ClassVar[str] = ""
     output_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
-    default_config: ClassVar[Mapping[str, Any]] = {}
-
-    def is_configured(self, config: Mapping[str, Any]) -> bool:
-        """True when ``config`` is complete enough to synthesize (e.g. has an API key)."""
-        return True
-
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        """Check ``config`` at start-up.
-
-        Raises:
-            ConfigError: naming the key at fault. The default accepts anything.
-        """
-        return None
-
-    def preload(self, config: Mapping[str, Any]) -> None:
-        """Load models or warm connections for ``config`` before the first call.
-
-        Blocking; the server calls it once at start-up, before it listens (never on a running
-        event loop). The default does nothing.
-
-        Raises:
-            ConfigError: the config cannot be loaded.
-            ProviderError: the model or vendor could not be prepared.
-        """
-        return None
 
     def output_format(self, config: Mapping[str, Any]) -> AudioFormat:
         """The format :meth:`synthesize` yields for ``config``. Default: the first declared."""
@@ -268,7 +251,6 @@ class SpeechProvider(abc.ABC):
         so the first sentence is heard before the reply is complete. Providers with a native
         text-streaming input (ElevenLabs ``stream-input``) override it.
         """
-        from voicehost.text import sentences
 
         async def run() -> AsyncIterator[bytes]:
             async for sentence in sentences(text):

@@ -30,8 +30,9 @@ import attrs
 
 from voicehost.errors import ConfigError
 from voicehost.records import DEFAULT_PATH, CallStore, TurnKind
+from voicehost.records_api import add_call_routes
 from voicehost.responders import CallContext, ConversationTurn, HangUp, Responder
-from voicehost.server.handler import CallHandler, GreetingHandler
+from voicehost.server.handler import CallHandler, default_handler
 from voicehost.server.playback import PlaybackError, Reply, ReplyStatus
 
 if TYPE_CHECKING:
@@ -90,8 +91,6 @@ class ResponderCallHandler(CallHandler):
     def attach(self, app: web.Application) -> None:
         """Add the ``/api/calls`` routes for this handler's records to ``app`` and close the
         handler (responder, record store) when the app cleans up. Call before it starts."""
-        from voicehost.records_api import add_call_routes
-
         if self.store is not None:
             add_call_routes(app, self.store.path, api_token=self.api_token)
 
@@ -103,6 +102,8 @@ class ResponderCallHandler(CallHandler):
     # --- CallHandler ---------------------------------------------------------------------
 
     async def on_call_start(self, call: Call) -> None:
+        """Record the call's start and speak the responder's greeting (recorded as a
+        ``greeting`` turn once it has played or been cut off)."""
         conv = _Conversation(
             CallContext(
                 call_sid=call.call_sid,
@@ -119,6 +120,8 @@ class ResponderCallHandler(CallHandler):
         await self._speak(call, conv, "greeting", self.responder.greeting(self._view(conv)))
 
     async def on_transcript(self, call: Call, text: str) -> None:
+        """Record the caller's final transcript and speak the responder's reply to it (the
+        responder sees the history without this transcript). Blank text is ignored."""
         conv = self._conversation(call)
         text = text.strip()
         if conv is None or not text:
@@ -137,11 +140,13 @@ class ResponderCallHandler(CallHandler):
                 self._record_barge_in(call, conv, reply, kind)
 
     async def on_dtmf(self, call: Call, digit: str) -> None:
+        """Record the key press as a ``dtmf`` event turn."""
         conv = self._conversation(call)
         if conv is not None:
             self._record(call, conv, "event", "dtmf", digit, conv.ms())
 
     async def on_call_end(self, call: Call, reason: str) -> None:
+        """Record the call's end and its ``reason``."""
         if self.store is not None and _STATE_KEY in call.state:
             self.store.end_call(call.call_sid, reason)
 
@@ -361,10 +366,7 @@ def build_call_handler(runtime: RuntimeConfig, server_settings: ServerSettings) 
         ConfigError: as :func:`build_handler`.
     """
     handler = build_handler(runtime.settings, runtime)
-    if handler is not None:
-        return handler
-    greeting = server_settings.greeting
-    return GreetingHandler(greeting) if greeting else CallHandler()
+    return handler if handler is not None else default_handler(server_settings.greeting)
 
 
 __all__ = [

@@ -55,3 +55,37 @@ class ProviderAuthError(ProviderError):
 
 class ProviderConnectionError(ProviderError):
     """The vendor's socket or stream dropped, or could not be reached."""
+
+
+def error_for_status(
+    provider: str, status: int, message: str, *, code: str | None = None
+) -> ProviderError:
+    """The typed error for a vendor's non-2xx HTTP status (or refused WebSocket upgrade).
+
+    Returns:
+        :class:`ProviderAuthError` for 401/403 (the key is wrong: never retried), a plain
+        :class:`ProviderError` for any other status; both carry ``status`` and ``code``.
+    """
+    cls = ProviderAuthError if status in (401, 403) else ProviderError
+    return cls(provider, message, status=status, code=code)
+
+
+def stream_timed_out(provider: str, received: int) -> ProviderConnectionError:
+    """A vendor's audio stream timed out (connect or a read) after ``received`` bytes of
+    audio; code ``timeout``."""
+    return ProviderConnectionError(
+        provider, f"timed out after {received} bytes of audio", code="timeout"
+    )
+
+
+def stream_dropped(
+    provider: str, received: int, detail: str, *, status: int | None = None
+) -> ProviderConnectionError:
+    """A vendor's audio stream ended, after ``received`` bytes, before the vendor said it was
+    complete; code ``stream_dropped``, ``status`` the close code when there is one."""
+    return ProviderConnectionError(
+        provider,
+        f"audio stream dropped after {received} bytes: {detail}",
+        status=status,
+        code="stream_dropped",
+    )

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from voicehost.records import read_call, read_calls
+from voicehost.server.settings import is_loopback
 
 #: ``app[RECORDS_PATH_KEY]``: the SQLite file the routes read.
 RECORDS_PATH_KEY = web.AppKey("voicehost.records_path", Path)
@@ -79,14 +79,6 @@ def _refusal(remote: str | None, authorization: str, api_token: str) -> web.Resp
     if is_loopback(remote):
         return None
     return _error(403, "call records are served to loopback clients only; set [records] api_token")
-
-
-def is_loopback(remote: str | None) -> bool:
-    """True for a loopback client address (127.0.0.0/8, ::1); False for anything else."""
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
 
 
 def _error(status: int, message: str) -> web.Response:

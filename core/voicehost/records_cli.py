@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from voicehost.cli_options import config_option
 from voicehost.errors import VoicehostError
 from voicehost.records import read_call, read_calls, records_path
 
@@ -30,13 +31,6 @@ _db_option = click.option(
     type=click.Path(dir_okay=False),
     help="SQLite file of call records (default: [records] path, else ./voicehost.db).",
 )
-_config_option = click.option(
-    "--config",
-    "config_file",
-    envvar="VOICEHOST_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="plugins.toml to read [env: VOICEHOST_CONFIG; default: ./plugins.toml].",
-)
 
 
 @click.group("calls")
@@ -46,16 +40,16 @@ def calls() -> None:
 
 @calls.command("list")
 @_db_option
-@_config_option
+@config_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_calls(
-    ctx: click.Context, db: str | None, config_file: str | None, limit: int, as_json: bool
+    ctx: click.Context, db: str | None, config_path: str | None, limit: int, as_json: bool
 ) -> None:
     """List the latest calls, newest first."""
     try:
-        rows = read_calls(_db_path(ctx, db, config_file), limit)
+        rows = read_calls(_db_path(ctx, db, config_path), limit)
     except VoicehostError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -77,15 +71,15 @@ def list_calls(
 @calls.command("show")
 @click.argument("call_sid")
 @_db_option
-@_config_option
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the call as JSON.")
 @click.pass_context
 def show_call(
-    ctx: click.Context, call_sid: str, db: str | None, config_file: str | None, as_json: bool
+    ctx: click.Context, call_sid: str, db: str | None, config_path: str | None, as_json: bool
 ) -> None:
     """Show one call and its turns in order, with each turn's time from call start."""
     try:
-        call = read_call(_db_path(ctx, db, config_file), call_sid)
+        call = read_call(_db_path(ctx, db, config_path), call_sid)
     except VoicehostError as exc:
         raise click.ClickException(str(exc)) from exc
     if call is None:

@@ -27,6 +27,7 @@ from pathlib import Path
 import aiohttp
 import click
 
+from voicehost.cli_options import config_option
 from voicehost.errors import VoicehostError
 from voicehost.simulation import SimulationResult, Turn, format_turn, local_server, simulate_call
 from voicehost.testing.twilio import TwilioSimulator
@@ -134,7 +135,7 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the bot's audio to a WAV.")
 @click.option("--progress/--no-progress", default=None, help="Progress line (default: on a tty).")
-@click.option("--config", "config_path", envvar="VOICEHOST_CONFIG", type=click.Path(dir_okay=False))
+@config_option
 def simulate(
     audio: tuple[str, ...],
     url: str | None,

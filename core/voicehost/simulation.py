@@ -77,6 +77,8 @@ class CallerLine:
                     await self.call.send_media(SILENCE)
 
     async def play(self, ulaw: bytes, *, fast: bool) -> None:
+        """Send ``ulaw`` (μ-law 8 kHz) as the caller's audio, in 20 ms frames at real-time pace,
+        or all at once when ``fast`` (then followed by silence, so endpointing fires)."""
         self.playing = True
         try:
             await self.call.play(ulaw, speed=math.inf if fast else 1.0)
@@ -86,6 +88,7 @@ class CallerLine:
             self.playing = False
 
     async def close(self) -> None:
+        """Stop the background silence."""
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
@@ -272,17 +275,13 @@ async def local_server(config_path: str | None) -> AsyncIterator[tuple[str, Any]
 
     from voicehost.config import load_settings, resolve_providers
     from voicehost.plugins import load_plugin_host
-    from voicehost.server import ServerSettings, build_app
-    from voicehost.server.commands import create_handler
+    from voicehost.server import ServerSettings
+    from voicehost.server.commands import build_serve_app
 
     settings = load_settings(config_path)
     server_settings = ServerSettings.from_tables(settings.table("server"), settings.table("twilio"))
     runtime = resolve_providers(settings, load_plugin_host(settings))
-    handler = create_handler(runtime, server_settings)
-    app = build_app(server_settings, stt=runtime.stt, tts=runtime.tts, handler=handler)
-    attach = getattr(handler, "attach", None)
-    if attach is not None:
-        attach(app)
+    app = build_serve_app(runtime, server_settings)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:

@@ -15,12 +15,12 @@ from voicehost.errors import (
     ProviderConnectionError,
     ProviderError,
 )
+from voicehost.provider_config import websocket_url
 from voicehost.stt_stream import (
     StreamingTranscriptionSession,
     StreamSettings,
     http_status_of,
     upgrade_error,
-    websocket_url,
 )
 
 FAST = StreamSettings(

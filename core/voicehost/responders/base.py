@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import attrs
+
+from voicehost.contracts import Provider
 
 Role = Literal["caller", "bot"]
 
@@ -125,25 +127,14 @@ class Responder(abc.ABC):
         """Release what the responder holds (HTTP sessions …) at shutdown. Idempotent."""
 
 
-class ResponderProvider(abc.ABC):
+class ResponderProvider(Provider):
     """A kind of responder, registered through the ``register_responders`` hook.
 
-    Class attributes:
-        id: the id chosen with ``[responder] provider = "<id>"``.
-        label: a human name for listings.
-        default_config: the config blob's defaults; string values may hold ``${VAR}``.
+    Class attributes are :class:`~voicehost.contracts.Provider`'s: ``id`` (chosen with
+    ``[responder] provider = "<id>"``), ``label`` and ``default_config``; so are
+    ``validate_config`` (check the ``[responder.<id>]`` blob at start-up, raising
+    ``ConfigError`` naming the key at fault) and ``is_configured``.
     """
-
-    id: ClassVar[str]
-    label: ClassVar[str] = ""
-    default_config: ClassVar[Mapping[str, Any]] = {}
-
-    def validate_config(self, config: Mapping[str, Any]) -> None:  # noqa: B027
-        """Check ``config`` at start-up.
-
-        Raises:
-            ConfigError: naming the ``[responder.<id>]`` key at fault. Default: accept anything.
-        """
 
     @abc.abstractmethod
     def create(self, config: Mapping[str, Any]) -> Responder:

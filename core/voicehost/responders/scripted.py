@@ -57,6 +57,8 @@ class ScriptedResponder(Responder):
             yield self._greeting
 
     async def reply(self, call: CallContext, transcript: str) -> AsyncIterator[str | HangUp]:
+        """The first matching rule's reply (else the fallback), then ``HANG_UP`` when the
+        rule says ``hangup = true``."""
         rule = self.match(transcript)
         text = rule.reply if rule else self._fallback
         if text:
@@ -146,6 +148,11 @@ class ScriptedResponderProvider(ResponderProvider):
         self.create(config)
 
     def create(self, config: Mapping[str, Any]) -> ScriptedResponder:
+        """The responder for a ``[responder.scripted]`` blob.
+
+        Raises:
+            ConfigError: as :meth:`validate_config`.
+        """
         unknown = set(config) - {"greeting", "fallback", "rules"}
         if unknown:
             raise ConfigError(f"{_TABLE} has unknown key(s): {', '.join(sorted(unknown))}")

@@ -95,6 +95,9 @@ class WebhookResponder(Responder):
             yield self._greeting
 
     async def reply(self, call: CallContext, transcript: str) -> AsyncIterator[str | HangUp]:
+        """POST the turn (:meth:`payload`) and speak the answer's ``say``, then ``HANG_UP``
+        when it says ``hangup``. A timeout, a non-2xx answer or a malformed body is logged
+        and the ``apology`` is spoken instead; nothing is raised into the call."""
         try:
             say, hangup = await self._ask(self.payload(call, transcript))
         except WebhookError as exc:
@@ -132,6 +135,7 @@ class WebhookResponder(Responder):
         return _parse_answer(answer, self.url)
 
     async def aclose(self) -> None:
+        """Close the HTTP session (its keep-alive connections). Idempotent."""
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
@@ -170,6 +174,11 @@ class WebhookResponderProvider(ResponderProvider):
         self.create(config)
 
     def create(self, config: Mapping[str, Any]) -> WebhookResponder:
+        """The responder for a ``[responder.webhook]`` blob.
+
+        Raises:
+            ConfigError: as :meth:`validate_config`.
+        """
         unknown = set(config) - _KEYS
         if unknown:
             raise ConfigError(f"{_TABLE} has unknown key(s): {', '.join(sorted(unknown))}")

@@ -22,7 +22,7 @@ import attrs
 from aiohttp import web
 
 from voicehost.server.call import Call
-from voicehost.server.handler import CallHandler, GreetingHandler
+from voicehost.server.handler import CallHandler, default_handler
 from voicehost.server.limits import PendingLimiter
 from voicehost.server.media_stream import MediaStream, handle_media_stream
 from voicehost.server.settings import ServerSettings
@@ -45,10 +45,15 @@ class ProviderBinding(Protocol):
     """A provider with its resolved config blob (``voicehost.config.ProviderChoice`` fits)."""
 
     @property
-    def provider(self) -> Any: ...
+    def provider(self) -> Any:
+        """The :class:`~voicehost.contracts.TranscriptionProvider` or
+        :class:`~voicehost.contracts.SpeechProvider`."""
+        ...
 
     @property
-    def config(self) -> Mapping[str, Any]: ...
+    def config(self) -> Mapping[str, Any]:
+        """Its resolved config blob, handed to every session / synthesis."""
+        ...
 
 
 @attrs.frozen
@@ -95,7 +100,7 @@ class CallServer:
         self.stt = stt
         self.tts = tts
         if handler is None:
-            handler = GreetingHandler(settings.greeting) if settings.greeting else CallHandler()
+            handler = default_handler(settings.greeting)
         self.handler = handler
         self.tokens = StreamTokens(settings.token_ttl_s)
         self.pending = PendingLimiter(

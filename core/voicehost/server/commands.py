@@ -17,37 +17,36 @@ ends the rest (stream closed 1001) and exits 0. A second signal ends the calls a
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 import attrs
 import click
 from aiohttp import web
 
+from voicehost.cli_options import config_option
+from voicehost.config import RuntimeConfig, load_settings, resolve_providers
+from voicehost.conversation import build_call_handler
 from voicehost.errors import ConfigError, VoicehostError
+from voicehost.plugins import load_plugin_host
 from voicehost.server.app import SERVER_KEY, build_app
-from voicehost.server.handler import CallHandler, GreetingHandler
-from voicehost.server.settings import ServerSettings
+from voicehost.server.handler import CallHandler
+from voicehost.server.settings import ServerSettings, is_loopback
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_bind", "create_handler", "run_app", "serve"]
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IPs (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = [
+    "build_serve_app",
+    "check_bind",
+    "create_handler",
+    "preload_providers",
+    "run_app",
+    "serve",
+]
 
 
 def check_bind(host: str, settings: ServerSettings) -> None:
@@ -65,25 +64,32 @@ def check_bind(host: str, settings: ServerSettings) -> None:
     )
 
 
-def create_handler(runtime: Any, settings: ServerSettings) -> CallHandler:
-    """The application's call handler for ``serve``.
-
-    Uses ``voicehost.conversation.build_call_handler(runtime, settings)`` when that module
-    exists (the responder/conversation layer); otherwise greets with ``[server] greeting``
-    when set, else does nothing. A handler with an ``attach(app)`` method gets it called
-    with the app before the server starts.
+def create_handler(runtime: RuntimeConfig, settings: ServerSettings) -> CallHandler:
+    """The call handler ``voicehost serve`` uses:
+    :func:`voicehost.conversation.build_call_handler` (the chosen responder, else one that
+    says ``[server] greeting``). A handler with an ``attach(app)`` method wants it called
+    with the app before the server starts (:func:`build_serve_app` does).
 
     Raises:
-        ConfigError: the handler's configuration is wrong.
+        ConfigError: the responder's or the call records' configuration is wrong.
     """
-    try:
-        from voicehost import conversation  # type: ignore[attr-defined]
-    except ImportError:
-        conversation = None
-    factory: Callable[..., CallHandler] | None = getattr(conversation, "build_call_handler", None)
-    if factory is not None:
-        return factory(runtime, settings)
-    return GreetingHandler(settings.greeting) if settings.greeting else CallHandler()
+    return build_call_handler(runtime, settings)
+
+
+def build_serve_app(runtime: RuntimeConfig, settings: ServerSettings) -> web.Application:
+    """The app ``voicehost serve`` (and ``voicehost simulate --local``) runs: the chosen STT
+    and TTS providers with :func:`create_handler`'s handler, whose ``attach(app)`` adds the
+    ``/api/calls`` routes and the handler's cleanup.
+
+    Raises:
+        ConfigError: the responder's or the call records' configuration is wrong.
+    """
+    handler = create_handler(runtime, settings)
+    app = build_app(settings, stt=runtime.stt, tts=runtime.tts, handler=handler)
+    attach = getattr(handler, "attach", None)  # the responder handler's routes and cleanup
+    if attach is not None:
+        attach(app)
+    return app
 
 
 async def run_app(
@@ -140,7 +146,7 @@ async def run_app(
     click.echo("voicehost: stopped", err=True)
 
 
-def preload_providers(runtime: Any) -> None:
+def preload_providers(runtime: RuntimeConfig) -> None:
     """Load the chosen STT and TTS providers' models before listening, so the first call's
     greeting does not wait for them (Whisper and Piper take 1-4 s to load).
 
@@ -175,20 +181,10 @@ def _port_free(host: str, port: int) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free).")
-@click.option(
-    "--config",
-    "config_path",
-    envvar="VOICEHOST_CONFIG",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="plugins.toml to read [env: VOICEHOST_CONFIG; default: ./plugins.toml].",
-)
+@config_option
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def serve(host: str, port: int, config_path: str | None, verbose: bool) -> None:
     """Run the Twilio call server (voice webhook, status callbacks, Media Streams)."""
-    from voicehost.config import load_settings, resolve_providers
-    from voicehost.plugins import load_plugin_host
-
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -206,7 +202,7 @@ def serve(host: str, port: int, config_path: str | None, verbose: bool) -> None:
         host_plugins = load_plugin_host(config)
         runtime = resolve_providers(config, host_plugins)
         _port_free(host, port)
-        handler = create_handler(runtime, settings)
+        app = build_serve_app(runtime, settings)
         preload_providers(runtime)
     except VoicehostError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -216,10 +212,6 @@ def serve(host: str, port: int, config_path: str | None, verbose: bool) -> None:
             "auth_token): webhook signature checks are OFF; listening on loopback only.",
             err=True,
         )
-    app = build_app(settings, stt=runtime.stt, tts=runtime.tts, handler=handler)
-    attach = getattr(handler, "attach", None)  # responder handler: /api/calls + cleanup
-    if attach is not None:
-        attach(app)
 
     def bound(actual_port: int) -> None:
         # With --port 0 the URL handed to Twilio must name the port really bound.

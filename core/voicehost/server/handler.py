@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from voicehost.server.call import Call
 
-__all__ = ["CallHandler", "GreetingHandler"]
+__all__ = ["CallHandler", "GreetingHandler", "default_handler"]
 
 
 class CallHandler:
@@ -64,3 +64,9 @@ class GreetingHandler(CallHandler):
     async def on_call_start(self, call: Call) -> None:
         if self.greeting:
             call.say(self.greeting)
+
+
+def default_handler(greeting: str) -> CallHandler:
+    """The handler when the app gives none: a :class:`GreetingHandler` saying ``greeting``
+    (``[server] greeting``), or a :class:`CallHandler` that does nothing when it is empty."""
+    return GreetingHandler(greeting) if greeting else CallHandler()

@@ -9,6 +9,7 @@ falls back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +18,22 @@ import attrs
 
 from voicehost.errors import ConfigError
 
-__all__ = ["ServerSettings"]
+__all__ = ["ServerSettings", "is_loopback"]
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IPs (127.0.0.0/8, ``::1``, bracketed or not): the
+    only addresses served without a Twilio auth token, and the only clients that may read
+    call records without ``[records] api_token``. False for None and for any other name.
+    """
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _path(value: str) -> str:

@@ -24,22 +24,26 @@ and close its vendor's stream:
   :class:`~voicehost.errors.ProviderConnectionError` (e.g. the vendor acknowledged a different
   audio format) ends the session at once.
 
+:class:`StreamingTranscriptionProvider` is the matching provider side: an ``api_key`` check,
+config parsing and the input-format check, around the plugin's own session factory.
+
 The knobs are read from the provider's config blob by :meth:`StreamSettings.from_config`;
 plugins put :data:`STREAM_DEFAULTS` in their ``default_config`` so users can tune them in
 ``plugins.toml``.
 """
 
 from voicehost.stt_stream.connect_errors import http_status_of, retryable, upgrade_error
+from voicehost.stt_stream.provider import StreamingTranscriptionProvider
 from voicehost.stt_stream.session import SessionState, StreamingTranscriptionSession
-from voicehost.stt_stream.settings import STREAM_DEFAULTS, StreamSettings, websocket_url
+from voicehost.stt_stream.settings import STREAM_DEFAULTS, StreamSettings
 
 __all__ = [
     "STREAM_DEFAULTS",
     "SessionState",
     "StreamSettings",
+    "StreamingTranscriptionProvider",
     "StreamingTranscriptionSession",
     "http_status_of",
     "retryable",
     "upgrade_error",
-    "websocket_url",
 ]

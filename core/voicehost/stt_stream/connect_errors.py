@@ -4,7 +4,7 @@ See :mod:`voicehost.stt_stream`."""
 
 from __future__ import annotations
 
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
+from voicehost.errors import ProviderConnectionError, ProviderError, error_for_status
 
 __all__ = ["http_status_of", "retryable", "upgrade_error"]
 
@@ -37,14 +37,16 @@ def upgrade_error(provider_id: str, exc: BaseException, *, where: str) -> Provid
     """
     status = http_status_of(exc)
     if status in (401, 403):
-        return ProviderAuthError(
-            provider_id, f"the vendor rejected the credentials; check {where}", status=status
-        )
-    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        message = f"the vendor rejected the credentials; check {where}"
+    elif status is not None and 400 <= status < 500 and status not in (408, 429):
         message = f"the vendor refused the connection: {exc}"
-        return ProviderError(provider_id, message, status=status)
-    return None
+    else:
+        return None
+    return error_for_status(provider_id, status, message)
 
 
 def retryable(exc: BaseException) -> bool:
+    """True when a failed connect try is worth another: anything but a
+    :class:`~voicehost.errors.ProviderError` that is not a
+    :class:`~voicehost.errors.ProviderConnectionError` (credentials, a refused request)."""
     return not isinstance(exc, ProviderError) or isinstance(exc, ProviderConnectionError)

@@ -1,38 +1,16 @@
-"""Settings of a streaming STT session, read from a provider's config blob, and the
-WebSocket URL derived from a vendor's HTTP origin. See :mod:`voicehost.stt_stream`."""
+"""Settings of a streaming STT session, read from a provider's config blob.
+See :mod:`voicehost.stt_stream`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from voicehost.errors import ConfigError
+from voicehost.provider_config import ConfigBlob
 
-__all__ = ["STREAM_DEFAULTS", "StreamSettings", "websocket_url"]
-
-STREAM_DEFAULTS: Final[Mapping[str, Any]] = {
-    "reconnect_attempts": 5,
-    "reconnect_base_delay_s": 1.0,
-    "reconnect_max_delay_s": 8.0,
-    "reconnect_buffer_ms": 2000,
-    "connect_timeout_s": 10.0,
-    "send_timeout_s": 5.0,
-    "close_timeout_s": 3.0,
-}
-
-
-def _number(
-    config: Mapping[str, Any], key: str, default: float, where: str, *, minimum: float
-) -> float:
-    value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where} {key} must be a number, not {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{where} {key} must be at least {minimum}, not {value!r}")
-    return float(value)
+__all__ = ["STREAM_DEFAULTS", "StreamSettings"]
 
 
 @attrs.frozen
@@ -77,24 +55,18 @@ class StreamSettings:
         Raises:
             ConfigError: a knob that is not a number or is out of range, named with ``where``.
         """
-        attempts = config.get("reconnect_attempts", 5)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
-            raise ConfigError(
-                f"{where} reconnect_attempts must be an integer ≥ 0, not {attempts!r}"
-            )
+        blob = ConfigBlob(config, _KNOB_DEFAULTS, where)
         keepalive_s: float | None = None
-        if keepalive:
-            keepalive_s = _number(config, "keepalive_interval_s", 5.0, where, minimum=0) or None
+        if keepalive:  # 0 turns it off
+            keepalive_s = blob.number("keepalive_interval_s", minimum=0) or None
         return cls(
-            reconnect_attempts=attempts,
-            reconnect_base_delay_s=_number(config, "reconnect_base_delay_s", 1.0, where, minimum=0),
-            reconnect_max_delay_s=_number(config, "reconnect_max_delay_s", 8.0, where, minimum=0),
-            reconnect_buffer_ms=int(
-                _number(config, "reconnect_buffer_ms", 2000, where, minimum=20)
-            ),
-            connect_timeout_s=_number(config, "connect_timeout_s", 10.0, where, minimum=0.001),
-            send_timeout_s=_number(config, "send_timeout_s", 5.0, where, minimum=0.001),
-            close_timeout_s=_number(config, "close_timeout_s", 3.0, where, minimum=0.001),
+            reconnect_attempts=blob.integer("reconnect_attempts", minimum=0),
+            reconnect_base_delay_s=blob.number("reconnect_base_delay_s", minimum=0),
+            reconnect_max_delay_s=blob.number("reconnect_max_delay_s", minimum=0),
+            reconnect_buffer_ms=int(blob.number("reconnect_buffer_ms", minimum=20)),
+            connect_timeout_s=blob.number("connect_timeout_s", minimum=0.001),
+            send_timeout_s=blob.number("send_timeout_s", minimum=0.001),
+            close_timeout_s=blob.number("close_timeout_s", minimum=0.001),
             keepalive_interval_s=keepalive_s,
         )
 
@@ -104,19 +76,11 @@ class StreamSettings:
         return min(self.reconnect_base_delay_s * 2 ** (attempt - 1), self.reconnect_max_delay_s)
 
 
-def websocket_url(base_url: str, *, where: str, key: str = "base_url") -> str:
-    """The WebSocket origin for an HTTP(S) vendor origin: ``http``→``ws``, ``https``→``wss``
-    (``ws``/``wss`` pass through); path and query are kept, a trailing ``/`` is dropped.
-
-    Raises:
-        ConfigError: not an absolute http(s)/ws(s) URL; names ``where`` and ``key``.
-    """
-    if not isinstance(base_url, str):
-        raise ConfigError(f"{where} {key} must be a URL string, not {base_url!r}")
-    parts = urlsplit(base_url)
-    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-    if scheme is None or not parts.netloc:
-        raise ConfigError(
-            f"{where} {key} must be an absolute http(s):// or ws(s):// URL, not {base_url!r}"
-        )
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
+#: The knobs plugins put in their ``default_config`` (the :class:`StreamSettings` defaults,
+#: without ``keepalive_interval_s``, which only vendors that need a keep-alive declare).
+STREAM_DEFAULTS: Final[Mapping[str, Any]] = {
+    field.name: field.default
+    for field in attrs.fields(StreamSettings)
+    if field.name != "keepalive_interval_s"
+}
+_KNOB_DEFAULTS: Final[Mapping[str, Any]] = {**STREAM_DEFAULTS, "keepalive_interval_s": 5.0}

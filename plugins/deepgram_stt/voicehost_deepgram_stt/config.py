@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
-from voicehost.errors import ConfigError
-from voicehost.stt_stream import STREAM_DEFAULTS, StreamSettings, websocket_url
+from voicehost.provider_config import ConfigBlob, websocket_url
+from voicehost.stt_stream import STREAM_DEFAULTS, StreamSettings
 
 WHERE: Final = "[stt.deepgram]"
 
@@ -33,31 +33,13 @@ DEFAULT_CONFIG: Final[Mapping[str, Any]] = {
 }
 
 
-def _str(config: Mapping[str, Any], key: str, *, required: bool = False) -> str:
-    value = config.get(key, DEFAULT_CONFIG.get(key, ""))
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ConfigError(f"{WHERE} {key} must be a string, not {value!r}")
-    if required and not value.strip():
-        raise ConfigError(f"{WHERE} {key} must not be empty")
-    return value.strip()
-
-
-def _bool(config: Mapping[str, Any], key: str) -> bool:
-    value = config.get(key, DEFAULT_CONFIG[key])
-    if not isinstance(value, bool):
-        raise ConfigError(f"{WHERE} {key} must be true or false, not {value!r}")
-    return value
-
-
-def _ms(config: Mapping[str, Any], key: str) -> int | None:
+def _ms(blob: ConfigBlob, key: str) -> int | None:
     """An integer of ms, or None for ``false`` / ``0`` (the feature off)."""
-    value = config.get(key, DEFAULT_CONFIG[key])
+    value = blob.get(key)
     if value is None or value is False or value == 0:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{WHERE} {key} must be an integer of ms ≥ 0 or false, not {value!r}")
+        raise blob.fail(key, f"must be an integer of ms ≥ 0 or false, not {value!r}")
     return value
 
 
@@ -104,36 +86,30 @@ class DeepgramSTTConfig:
             ConfigError: naming the key at fault (an unknown key too: a typo must not fall
                 back to a default silently).
         """
-        unknown = sorted(set(config) - set(DEFAULT_CONFIG))
-        if unknown:
-            raise ConfigError(
-                f"{WHERE} has unknown key(s) {', '.join(unknown)};"
-                f" known: {', '.join(sorted(DEFAULT_CONFIG))}"
-            )
-        base_url = _str(config, "base_url", required=True).rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{WHERE} base_url must be an http(s):// URL, not {base_url!r}")
-        keywords = config.get("keywords", [])
+        blob = ConfigBlob(config, DEFAULT_CONFIG, WHERE)
+        blob.check_known()
+        base_url = blob.http_url("base_url")
+        keywords = blob.get("keywords")
         if isinstance(keywords, str):
             keywords = [keywords]
         if not isinstance(keywords, list | tuple) or not all(
             isinstance(k, str) and k.strip() for k in keywords
         ):
-            raise ConfigError(f"{WHERE} keywords must be a list of non-empty strings")
-        interim = _bool(config, "interim_results")
-        utterance_end = _ms(config, "utterance_end_ms")
+            raise blob.fail("keywords", "must be a list of non-empty strings")
+        interim = blob.boolean("interim_results")
+        utterance_end = _ms(blob, "utterance_end_ms")
         if utterance_end is not None and not interim:
-            raise ConfigError(f"{WHERE} utterance_end_ms needs interim_results = true")
+            raise blob.fail("utterance_end_ms", "needs interim_results = true")
         return cls(
-            api_key=_str(config, "api_key", required=True),
-            model=_str(config, "model", required=True),
-            language=_str(config, "language"),
+            api_key=blob.string("api_key", required=True),
+            model=blob.string("model", required=True),
+            language=blob.string("language"),
             interim_results=interim,
-            endpointing=_ms(config, "endpointing"),
+            endpointing=_ms(blob, "endpointing"),
             utterance_end_ms=utterance_end,
-            vad_events=_bool(config, "vad_events"),
-            smart_format=_bool(config, "smart_format"),
-            punctuate=_bool(config, "punctuate"),
+            vad_events=blob.boolean("vad_events"),
+            smart_format=blob.boolean("smart_format"),
+            punctuate=blob.boolean("punctuate"),
             keywords=tuple(k.strip() for k in keywords),
             base_url=base_url,
             websocket_base_url=websocket_url(base_url, where=WHERE),

@@ -6,21 +6,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
-from voicehost.contracts import (
-    MULAW_8K,
-    AudioFormat,
-    TranscriptionCapabilities,
-    TranscriptionProvider,
-    TranscriptionRequest,
-    TranscriptionSession,
-)
-from voicehost.errors import ConfigError
+from voicehost.contracts import TranscriptionRequest, TranscriptionSession
+from voicehost.stt_stream import StreamingTranscriptionProvider
 
 from voicehost_deepgram_stt.config import DEFAULT_CONFIG, DeepgramSTTConfig
 from voicehost_deepgram_stt.session import PROVIDER_ID, DeepgramTranscriptionSession
 
 
-class DeepgramTranscriptionProvider(TranscriptionProvider):
+class DeepgramTranscriptionProvider(StreamingTranscriptionProvider[DeepgramSTTConfig]):
     """Speech-to-text on Deepgram's live API (``encoding=mulaw&sample_rate=8000``).
 
     Config blob (``[stt.deepgram]``; see :data:`~voicehost_deepgram_stt.config.DEFAULT_CONFIG`):
@@ -33,35 +26,19 @@ class DeepgramTranscriptionProvider(TranscriptionProvider):
 
     id: ClassVar[str] = PROVIDER_ID
     label: ClassVar[str] = "Deepgram live"
-    input_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
-    capabilities: ClassVar[TranscriptionCapabilities] = TranscriptionCapabilities(
-        interim_results=True, speech_events=True
-    )
     default_config: ClassVar[Mapping[str, Any]] = DEFAULT_CONFIG
 
     def __init__(self) -> None:
         self._clients: dict[tuple[str, str], AsyncDeepgramClient] = {}
 
-    def is_configured(self, config: Mapping[str, Any]) -> bool:
-        """True when the blob has a non-empty ``api_key``."""
-        key = config.get("api_key")
-        return isinstance(key, str) and bool(key.strip()) and "${" not in key
-
-    def validate_config(self, config: Mapping[str, Any]) -> None:
+    def parse_config(self, config: Mapping[str, Any]) -> DeepgramSTTConfig:
         """Raises ConfigError naming the ``[stt.deepgram]`` key at fault."""
-        DeepgramSTTConfig.from_config(config)
+        return DeepgramSTTConfig.from_config(config)
 
-    def create_session(self, request: TranscriptionRequest) -> TranscriptionSession:
-        """A not yet connected session for one call.
-
-        Raises:
-            ConfigError: the blob is invalid, or ``request.input_format`` is not μ-law 8 kHz.
-        """
-        if request.input_format != MULAW_8K:
-            raise ConfigError(
-                f"the deepgram STT provider takes {MULAW_8K} audio, not {request.input_format}"
-            )
-        config = DeepgramSTTConfig.from_config(request.config)
+    def open_session(
+        self, request: TranscriptionRequest, config: DeepgramSTTConfig
+    ) -> TranscriptionSession:
+        """A not yet connected session for one call, on the shared SDK client."""
         return DeepgramTranscriptionSession(request, config, self._client(config))
 
     def _client(self, config: DeepgramSTTConfig) -> AsyncDeepgramClient:

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import attrs
 from voicehost.errors import ConfigError
+from voicehost.provider_config import ConfigBlob
 
 OUTPUT_FORMAT = "ulaw_8000"
 Mode = Literal["http", "websocket"]
@@ -81,75 +81,58 @@ class ElevenLabsSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ElevenLabsSettings:
-        """Parse ``config`` (merged over :data:`DEFAULT_CONFIG` for missing keys).
+        """Parse ``config`` (missing keys take :data:`DEFAULT_CONFIG`'s values).
 
         Raises:
             ConfigError: naming the key at fault and what it should be.
         """
-        merged = {**DEFAULT_CONFIG, **config}
-        unknown = sorted(set(merged) - set(DEFAULT_CONFIG))
-        if unknown:
-            raise ConfigError(f"{_WHERE}: unknown key(s) {', '.join(unknown)}")
-        mode = merged["mode"]
+        blob = ConfigBlob(config, DEFAULT_CONFIG, _WHERE)
+        blob.check_known()
+        mode = blob.get("mode")
         if mode not in MODES:
-            raise ConfigError(f"{_WHERE}: mode must be 'http' or 'websocket', got {mode!r}")
-        voice_id = _text(merged, "voice_id", allow_empty=True)
+            raise blob.fail("mode", f"must be 'http' or 'websocket', not {mode!r}")
+        voice_id = blob.string("voice_id", strip=False)
         if not voice_id.strip():
-            raise ConfigError(
-                f"{_WHERE}: voice_id is required (an ElevenLabs voice id, e.g. from GET /v1/voices)"
+            raise blob.fail(
+                "voice_id", "is required (an ElevenLabs voice id, e.g. from GET /v1/voices)"
             )
         if "/" in voice_id or voice_id != voice_id.strip():
-            raise ConfigError(f"{_WHERE}: voice_id {voice_id!r} is not a voice id")
-        latency = merged["optimize_streaming_latency"]
-        if isinstance(latency, bool) or not isinstance(latency, int) or not 0 <= latency <= 4:
-            raise ConfigError(
-                f"{_WHERE}: optimize_streaming_latency must be a whole number 0-4, got {latency!r}"
-            )
-        timeout = merged["timeout"]
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigError(f"{_WHERE}: timeout must be a number of seconds > 0, got {timeout!r}")
+            raise blob.fail("voice_id", f"{voice_id!r} is not a voice id")
         return cls(
-            api_key=_text(merged, "api_key"),
+            api_key=blob.string("api_key", required=True, strip=False),
             voice_id=voice_id,
-            model_id=_text(merged, "model_id"),
-            voice_settings=_voice_settings(merged["voice_settings"]),
-            optimize_streaming_latency=latency,
+            model_id=blob.string("model_id", required=True, strip=False),
+            voice_settings=_voice_settings(blob.get("voice_settings")),
+            optimize_streaming_latency=blob.integer(
+                "optimize_streaming_latency", minimum=0, maximum=4
+            ),
             mode=mode,
-            chunk_length_schedule=_schedule(merged["chunk_length_schedule"]),
-            base_url=_http_url(merged, "base_url"),
-            timeout=float(timeout),
+            chunk_length_schedule=_schedule(blob.get("chunk_length_schedule")),
+            base_url=blob.http_url("base_url"),
+            timeout=blob.number("timeout", minimum=0.001, maximum=3600.0),
         )
-
-
-def _text(config: Mapping[str, Any], key: str, *, allow_empty: bool = False) -> str:
-    value = config[key]
-    if not isinstance(value, str):
-        raise ConfigError(f"{_WHERE}: {key} must be a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise ConfigError(f"{_WHERE}: {key} must not be empty")
-    return value
 
 
 def _voice_settings(value: Any) -> Mapping[str, float | bool]:
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{_WHERE}: voice_settings must be a table, got {value!r}")
+        raise ConfigError(f"{_WHERE} voice_settings must be a table, not {value!r}")
     out: dict[str, float | bool] = {}
     for key, item in value.items():
         if key not in VOICE_SETTING_RANGES:
             known = ", ".join(VOICE_SETTING_RANGES)
-            raise ConfigError(f"{_WHERE}: unknown voice_settings.{key} (known: {known})")
+            raise ConfigError(f"{_WHERE} unknown voice_settings.{key} (known: {known})")
         bounds = VOICE_SETTING_RANGES[key]
         if bounds is None:
             if not isinstance(item, bool):
-                raise ConfigError(f"{_WHERE}: voice_settings.{key} must be true or false")
+                raise ConfigError(f"{_WHERE} voice_settings.{key} must be true or false")
             out[key] = item
             continue
         if isinstance(item, bool) or not isinstance(item, int | float):
-            raise ConfigError(f"{_WHERE}: voice_settings.{key} must be a number, got {item!r}")
+            raise ConfigError(f"{_WHERE} voice_settings.{key} must be a number, not {item!r}")
         if not bounds[0] <= item <= bounds[1]:
             raise ConfigError(
-                f"{_WHERE}: voice_settings.{key} must be between {bounds[0]} and {bounds[1]}, "
-                f"got {item}"
+                f"{_WHERE} voice_settings.{key} must be between {bounds[0]} and {bounds[1]}, "
+                f"not {item}"
             )
         out[key] = float(item)
     return out
@@ -162,15 +145,7 @@ def _schedule(value: Any) -> tuple[int, ...]:
         or not all(isinstance(v, int) and not isinstance(v, bool) and 50 <= v <= 500 for v in value)
     ):
         raise ConfigError(
-            f"{_WHERE}: chunk_length_schedule must be a non-empty list of whole numbers "
-            f"50-500, got {value!r}"
+            f"{_WHERE} chunk_length_schedule must be a non-empty list of whole numbers "
+            f"50-500, not {value!r}"
         )
     return tuple(value)
-
-
-def _http_url(config: Mapping[str, Any], key: str) -> str:
-    value = _text(config, key)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{_WHERE}: {key} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")

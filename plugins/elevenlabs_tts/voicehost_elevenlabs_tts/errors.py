@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
+from voicehost.errors import (
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    error_for_status,
+    stream_dropped,
+)
 
 PROVIDER_ID = "elevenlabs"
 
@@ -23,10 +29,7 @@ _AUTH_CODES = frozenset({"invalid_api_key", "unauthorized", "missing_api_key", "
 def status_error(status: int, body: Any) -> ProviderError:
     """A typed error for an HTTP ``status`` (or WebSocket handshake status) and its body."""
     code, message = _describe(body)
-    message = message or f"HTTP {status}"
-    if status in (401, 403):
-        return ProviderAuthError(PROVIDER_ID, message, status=status, code=code)
-    return ProviderError(PROVIDER_ID, message, status=status, code=code)
+    return error_for_status(PROVIDER_ID, status, message or f"HTTP {status}", code=code)
 
 
 def message_error(payload: dict[str, Any], close_code: int | None) -> ProviderError:
@@ -39,13 +42,9 @@ def message_error(payload: dict[str, Any], close_code: int | None) -> ProviderEr
 
 
 def dropped(received: int, detail: str, *, status: int | None = None) -> ProviderConnectionError:
-    """The audio stream ended before the vendor said it was complete."""
-    return ProviderConnectionError(
-        PROVIDER_ID,
-        f"audio stream dropped after {received} bytes: {detail}",
-        status=status,
-        code="stream_dropped",
-    )
+    """The audio stream ended before the vendor said it was complete
+    (:func:`voicehost.errors.stream_dropped`)."""
+    return stream_dropped(PROVIDER_ID, received, detail, status=status)
 
 
 def _describe(body: Any) -> tuple[str | None, str]:

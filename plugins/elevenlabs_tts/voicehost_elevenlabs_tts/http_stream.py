@@ -9,8 +9,6 @@ the chunked body as it arrives (1024-byte reads); every chunk is yielded on unto
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -18,29 +16,29 @@ import httpx
 from elevenlabs import VoiceSettings
 from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
-from voicehost.errors import ProviderConnectionError
+from voicehost.client_pool import LoopClientPool
+from voicehost.errors import ProviderConnectionError, stream_timed_out
 
 from voicehost_elevenlabs_tts.config import OUTPUT_FORMAT, ElevenLabsSettings
 from voicehost_elevenlabs_tts.errors import PROVIDER_ID, dropped, status_error
 
 
 class ClientPool:
-    """One ``AsyncElevenLabs`` per event loop and (key, base URL, timeout): replies of a
-    call reuse the keep-alive connection instead of paying a TLS handshake each. The pool owns
-    each client's ``httpx.AsyncClient`` (passed to the SDK as ``httpx_client``) and closes it
-    in :meth:`aclose`."""
+    """One ``AsyncElevenLabs`` per event loop and (key, base URL, timeout)
+    (:class:`voicehost.client_pool.LoopClientPool`): replies of a call reuse the keep-alive
+    connection instead of paying a TLS handshake each. The pool owns each client's
+    ``httpx.AsyncClient`` (passed to the SDK as ``httpx_client``) and closes it in
+    :meth:`aclose`."""
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop,
-            dict[tuple[str, str, float], tuple[AsyncElevenLabs, httpx.AsyncClient]],
-        ] = weakref.WeakKeyDictionary()
+        self._pool: LoopClientPool[tuple[AsyncElevenLabs, httpx.AsyncClient]] = LoopClientPool(
+            close=lambda pair: pair[1].aclose(), is_closed=lambda pair: pair[1].is_closed
+        )
 
     def get(self, settings: ElevenLabsSettings) -> AsyncElevenLabs:
         """The client for ``settings`` on the running loop, made on first use."""
-        per_loop = self._clients.setdefault(asyncio.get_running_loop(), {})
-        key = (settings.api_key, settings.base_url, settings.timeout)
-        if key not in per_loop:
+
+        def make() -> tuple[AsyncElevenLabs, httpx.AsyncClient]:
             http = httpx.AsyncClient(timeout=settings.timeout, follow_redirects=True)
             # api_key passed explicitly: the SDK reads ELEVENLABS_API_KEY only at import time.
             client = AsyncElevenLabs(
@@ -49,14 +47,14 @@ class ClientPool:
                 timeout=settings.timeout,
                 httpx_client=http,
             )
-            per_loop[key] = (client, http)
-        return per_loop[key][0]
+            return client, http
+
+        key = (settings.api_key, settings.base_url, settings.timeout)
+        return self._pool.get(key, make)[0]
 
     async def aclose(self) -> None:
         """Close the clients of the running event loop (their keep-alive connections)."""
-        per_loop = self._clients.pop(asyncio.get_running_loop(), {})
-        for _client, http in per_loop.values():
-            await http.aclose()
+        await self._pool.aclose()
 
 
 async def stream_http(
@@ -96,9 +94,7 @@ async def stream_http(
     except ApiError as exc:
         raise status_error(exc.status_code or 0, exc.body) from exc
     except httpx.TimeoutException as exc:
-        raise ProviderConnectionError(
-            PROVIDER_ID, f"timed out after {received} bytes of audio", code="timeout"
-        ) from exc
+        raise stream_timed_out(PROVIDER_ID, received) from exc
     except httpx.ConnectError as exc:
         raise ProviderConnectionError(PROVIDER_ID, f"cannot reach the API: {exc}") from exc
     except httpx.TransportError as exc:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from voicehost.contracts import MULAW_8K, AudioFormat, SpeechProvider
+from voicehost.provider_config import is_set
 
 from voicehost_elevenlabs_tts.config import DEFAULT_CONFIG, ElevenLabsSettings
 from voicehost_elevenlabs_tts.errors import PROVIDER_ID
@@ -46,14 +47,7 @@ class ElevenLabsSpeechProvider(SpeechProvider):
 
     def is_configured(self, config: Mapping[str, Any]) -> bool:
         """True when an API key and a voice id are present."""
-        key, voice = config.get("api_key", ""), config.get("voice_id", "")
-        return (
-            isinstance(key, str)
-            and bool(key.strip())
-            and not key.startswith("${")
-            and isinstance(voice, str)
-            and bool(voice.strip())
-        )
+        return is_set(config, "api_key") and is_set(config, "voice_id")
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         """Raises ConfigError naming the bad key (unknown mode, missing voice_id, a

@@ -12,7 +12,8 @@ from typing import Any, Final
 
 import attrs
 from voicehost.errors import ConfigError
-from voicehost.stt_stream import STREAM_DEFAULTS, StreamSettings, websocket_url
+from voicehost.provider_config import ConfigBlob, check_known_keys, websocket_url
+from voicehost.stt_stream import STREAM_DEFAULTS, StreamSettings
 
 WHERE: Final = "[stt.openai]"
 
@@ -42,29 +43,10 @@ DEFAULT_CONFIG: Final[Mapping[str, Any]] = {
 }
 
 
-def _str(config: Mapping[str, Any], key: str, *, required: bool = False) -> str:
-    value = config.get(key, DEFAULT_CONFIG.get(key, ""))
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ConfigError(f"{WHERE} {key} must be a string, not {value!r}")
-    if required and not value.strip():
-        raise ConfigError(f"{WHERE} {key} must not be empty")
-    return value.strip()
-
-
-def _check_keys(config: Mapping[str, Any], known: Mapping[str, Any], where: str) -> None:
-    unknown = sorted(set(config) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-
-
 def _turn_detection(value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{WHERE} turn_detection must be a table, not {value!r}")
-    _check_keys(value, DEFAULT_CONFIG["turn_detection"], f"{WHERE} turn_detection")
+    check_known_keys(value, DEFAULT_CONFIG["turn_detection"], f"{WHERE} turn_detection")
     kind = value.get("type", "server_vad")
     if kind not in TURN_DETECTION_TYPES:
         raise ConfigError(
@@ -139,21 +121,18 @@ class OpenAISTTConfig:
             ConfigError: naming the key at fault (an unknown key, an empty key, an unknown
                 turn_detection type, a threshold out of 0..1, a base_url that is not http(s) …).
         """
-        _check_keys(config, DEFAULT_CONFIG, WHERE)
-        base_url = _str(config, "base_url", required=True).rstrip("/")
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{WHERE} base_url must be an http(s):// URL, not {base_url!r}")
-        ws_base = _str(config, "websocket_base_url")
+        blob = ConfigBlob(config, DEFAULT_CONFIG, WHERE)
+        blob.check_known()
+        base_url = blob.http_url("base_url")
+        ws_base = blob.string("websocket_base_url")
         ws_base = websocket_url(ws_base or base_url, where=WHERE, key="websocket_base_url")
         return cls(
-            api_key=_str(config, "api_key", required=True),
-            model=_str(config, "model", required=True),
-            language=_str(config, "language"),
-            prompt=_str(config, "prompt"),
-            turn_detection=_turn_detection(
-                config.get("turn_detection", DEFAULT_CONFIG["turn_detection"])
-            ),
-            noise_reduction=_noise_reduction(config.get("noise_reduction", "near_field")),
+            api_key=blob.string("api_key", required=True),
+            model=blob.string("model", required=True),
+            language=blob.string("language"),
+            prompt=blob.string("prompt"),
+            turn_detection=_turn_detection(blob.get("turn_detection")),
+            noise_reduction=_noise_reduction(blob.get("noise_reduction")),
             base_url=base_url,
             websocket_base_url=ws_base,
             stream=StreamSettings.from_config(config, where=WHERE),

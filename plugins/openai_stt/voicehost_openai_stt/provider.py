@@ -6,21 +6,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from openai import AsyncOpenAI
-from voicehost.contracts import (
-    MULAW_8K,
-    AudioFormat,
-    TranscriptionCapabilities,
-    TranscriptionProvider,
-    TranscriptionRequest,
-    TranscriptionSession,
-)
-from voicehost.errors import ConfigError
+from voicehost.contracts import TranscriptionRequest, TranscriptionSession
+from voicehost.stt_stream import StreamingTranscriptionProvider
 
 from voicehost_openai_stt.config import DEFAULT_CONFIG, OpenAISTTConfig
 from voicehost_openai_stt.session import PROVIDER_ID, OpenAITranscriptionSession
 
 
-class OpenAITranscriptionProvider(TranscriptionProvider):
+class OpenAITranscriptionProvider(StreamingTranscriptionProvider[OpenAISTTConfig]):
     """Speech-to-text on OpenAI's Realtime API (``intent=transcription``, ``audio/pcmu``).
 
     Config blob (``[stt.openai]``; see :data:`~voicehost_openai_stt.config.DEFAULT_CONFIG`):
@@ -34,35 +27,19 @@ class OpenAITranscriptionProvider(TranscriptionProvider):
 
     id: ClassVar[str] = PROVIDER_ID
     label: ClassVar[str] = "OpenAI Realtime transcription"
-    input_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
-    capabilities: ClassVar[TranscriptionCapabilities] = TranscriptionCapabilities(
-        interim_results=True, speech_events=True
-    )
     default_config: ClassVar[Mapping[str, Any]] = DEFAULT_CONFIG
 
     def __init__(self) -> None:
         self._clients: dict[tuple[str, str, str], AsyncOpenAI] = {}
 
-    def is_configured(self, config: Mapping[str, Any]) -> bool:
-        """True when the blob has a non-empty ``api_key``."""
-        key = config.get("api_key")
-        return isinstance(key, str) and bool(key.strip()) and "${" not in key
-
-    def validate_config(self, config: Mapping[str, Any]) -> None:
+    def parse_config(self, config: Mapping[str, Any]) -> OpenAISTTConfig:
         """Raises ConfigError naming the ``[stt.openai]`` key at fault."""
-        OpenAISTTConfig.from_config(config)
+        return OpenAISTTConfig.from_config(config)
 
-    def create_session(self, request: TranscriptionRequest) -> TranscriptionSession:
-        """A not yet connected session for one call.
-
-        Raises:
-            ConfigError: the blob is invalid, or ``request.input_format`` is not μ-law 8 kHz.
-        """
-        if request.input_format != MULAW_8K:
-            raise ConfigError(
-                f"the openai STT provider takes {MULAW_8K} audio, not {request.input_format}"
-            )
-        config = OpenAISTTConfig.from_config(request.config)
+    def open_session(
+        self, request: TranscriptionRequest, config: OpenAISTTConfig
+    ) -> TranscriptionSession:
+        """A not yet connected session for one call, on the shared SDK client."""
         return OpenAITranscriptionSession(request, config, self._client(config))
 
     def _client(self, config: OpenAISTTConfig) -> AsyncOpenAI:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 from voicehost.errors import ConfigError
+from voicehost.provider_config import ConfigBlob
 
 #: ``input`` is limited to 4096 characters a request by the vendor.
 MAX_INPUT_CHARS = 4096
@@ -78,61 +78,26 @@ class OpenAITTSSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> OpenAITTSSettings:
-        """Parse ``config`` (merged over :data:`DEFAULT_CONFIG` for missing keys).
+        """Parse ``config`` (missing keys take :data:`DEFAULT_CONFIG`'s values).
 
         Raises:
             ConfigError: naming the key at fault and what it should be.
         """
-        merged = {**DEFAULT_CONFIG, **config}
-        unknown = sorted(set(merged) - set(DEFAULT_CONFIG))
-        if unknown:
-            raise ConfigError(f"{_WHERE}: unknown key(s) {', '.join(unknown)}")
+        blob = ConfigBlob(config, DEFAULT_CONFIG, _WHERE)
+        blob.check_known()
         settings = cls(
-            api_key=_text(merged, "api_key"),
-            model=_text(merged, "model"),
-            voice=_text(merged, "voice"),
-            instructions=_text(merged, "instructions", allow_empty=True),
-            speed=_number(merged, "speed", *SPEED_RANGE),
-            base_url=_http_url(merged, "base_url"),
-            timeout=_number(merged, "timeout", 0.001, 3600.0),
-            max_retries=_count(merged, "max_retries"),
+            api_key=blob.string("api_key", required=True, strip=False),
+            model=blob.string("model", required=True, strip=False),
+            voice=blob.string("voice", required=True, strip=False),
+            instructions=blob.string("instructions", strip=False),
+            speed=blob.number("speed", minimum=SPEED_RANGE[0], maximum=SPEED_RANGE[1]),
+            base_url=blob.http_url("base_url"),
+            timeout=blob.number("timeout", minimum=0.001, maximum=3600.0),
+            max_retries=blob.integer("max_retries", minimum=0),
         )
         if settings.instructions and settings.model in MODELS_WITHOUT_INSTRUCTIONS:
             raise ConfigError(
-                f"{_WHERE}: instructions are not supported by model {settings.model!r}; "
+                f"{_WHERE} instructions are not supported by model {settings.model!r}; "
                 "use gpt-4o-mini-tts or leave instructions empty"
             )
         return settings
-
-
-def _text(config: Mapping[str, Any], key: str, *, allow_empty: bool = False) -> str:
-    value = config[key]
-    if not isinstance(value, str):
-        raise ConfigError(f"{_WHERE}: {key} must be a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise ConfigError(f"{_WHERE}: {key} must not be empty")
-    return value
-
-
-def _number(config: Mapping[str, Any], key: str, low: float, high: float) -> float:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{_WHERE}: {key} must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigError(f"{_WHERE}: {key} must be between {low} and {high}, got {value}")
-    return float(value)
-
-
-def _count(config: Mapping[str, Any], key: str) -> int:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{_WHERE}: {key} must be a whole number ≥ 0, got {value!r}")
-    return value
-
-
-def _http_url(config: Mapping[str, Any], key: str) -> str:
-    value = _text(config, key)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{_WHERE}: {key} must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")

@@ -11,16 +11,22 @@ odd-length chunks included.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import httpx2
 import openai
+from voicehost.client_pool import LoopClientPool
 from voicehost.contracts import PCM16_24K, AudioFormat, SpeechProvider
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
+from voicehost.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    error_for_status,
+    stream_dropped,
+    stream_timed_out,
+)
+from voicehost.provider_config import is_set
 from voicehost.text import split_sentences
 
 from voicehost_openai_tts.config import DEFAULT_CONFIG, MAX_INPUT_CHARS, OpenAITTSSettings
@@ -42,14 +48,13 @@ class OpenAISpeechProvider(SpeechProvider):
     default_config: ClassVar[Mapping[str, Any]] = DEFAULT_CONFIG
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[Any, ...], openai.AsyncOpenAI]
-        ] = weakref.WeakKeyDictionary()
+        self._clients: LoopClientPool[openai.AsyncOpenAI] = LoopClientPool(
+            close=lambda client: client.close(), is_closed=lambda client: client.is_closed()
+        )
 
     def is_configured(self, config: Mapping[str, Any]) -> bool:
         """True when an API key is present (not empty, not an unresolved ``${VAR}``)."""
-        key = config.get("api_key", "")
-        return isinstance(key, str) and bool(key.strip()) and not key.startswith("${")
+        return is_set(config, "api_key")
 
     def validate_config(self, config: Mapping[str, Any]) -> None:
         """Raises ConfigError naming the bad key (see :class:`OpenAITTSSettings`)."""
@@ -85,24 +90,19 @@ class OpenAISpeechProvider(SpeechProvider):
         """Close the pooled clients of the running event loop (their keep-alive
         connections). Optional: an addition to the contract for hosts and tests that shut
         down cleanly; synthesizing again afterwards opens new clients."""
-        per_loop = self._clients.pop(asyncio.get_running_loop(), {})
-        for client in per_loop.values():
-            await client.close()
+        await self._clients.aclose()
 
     def _client(self, settings: OpenAITTSSettings) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        per_loop = self._clients.setdefault(loop, {})
         key = (settings.api_key, settings.base_url, settings.timeout, settings.max_retries)
-        client = per_loop.get(key)
-        if client is None or client.is_closed():
-            client = openai.AsyncOpenAI(
+        return self._clients.get(
+            key,
+            lambda: openai.AsyncOpenAI(
                 api_key=settings.api_key,
                 base_url=settings.base_url,
                 timeout=settings.timeout,
                 max_retries=settings.max_retries,
-            )
-            per_loop[key] = client
-        return client
+            ),
+        )
 
 
 async def _stream_one(
@@ -130,31 +130,19 @@ async def _stream_one(
                     yield chunk
     except openai.APIStatusError as exc:
         raise _status_error(exc) from exc
-    except openai.APITimeoutError as exc:
-        raise ProviderConnectionError(
-            PROVIDER_ID, f"timed out after {received} bytes of audio", code="timeout"
-        ) from exc
+    except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
+        raise stream_timed_out(PROVIDER_ID, received) from exc
     except openai.APIConnectionError as exc:
         raise ProviderConnectionError(PROVIDER_ID, f"cannot reach the API: {exc}") from exc
-    except httpx2.TimeoutException as exc:
-        raise ProviderConnectionError(
-            PROVIDER_ID, f"timed out after {received} bytes of audio", code="timeout"
-        ) from exc
     except httpx2.TransportError as exc:
-        raise ProviderConnectionError(
-            PROVIDER_ID,
-            f"audio stream dropped after {received} bytes: {exc}",
-            code="stream_dropped",
-        ) from exc
+        raise stream_dropped(PROVIDER_ID, received, str(exc)) from exc
 
 
 def _status_error(exc: openai.APIStatusError) -> ProviderError:
     code = exc.code if isinstance(exc.code, str) else None
     body = exc.body if isinstance(exc.body, dict) else {}
     message = str(body.get("message") or exc.message or f"HTTP {exc.status_code}")
-    if exc.status_code in (401, 403):
-        return ProviderAuthError(PROVIDER_ID, message, status=exc.status_code, code=code)
-    return ProviderError(PROVIDER_ID, message, status=exc.status_code, code=code)
+    return error_for_status(PROVIDER_ID, exc.status_code, message, code=code)
 
 
 def split_for_limit(text: str, limit: int) -> list[str]:
