@@ -276,11 +276,12 @@ async def local_server(config_path: str | None) -> AsyncIterator[tuple[str, Any]
     from voicehost.config import load_settings, resolve_providers
     from voicehost.plugins import load_plugin_host
     from voicehost.server import ServerSettings
-    from voicehost.server.commands import build_serve_app
+    from voicehost.server.commands import build_serve_app, preload_providers
 
     settings = load_settings(config_path)
     server_settings = ServerSettings.from_tables(settings.table("server"), settings.table("twilio"))
     runtime = resolve_providers(settings, load_plugin_host(settings))
+    await asyncio.to_thread(preload_providers, runtime)  # as serve does before it listens
     app = build_serve_app(runtime, server_settings)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()

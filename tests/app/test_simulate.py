@@ -73,8 +73,18 @@ path = "{db}"
 def test_simulate_local_fast_prints_turns_and_writes_bot_audio(
     fake_plugins, config, tmp_path, monkeypatch
 ):
+    from voicehost.server import commands
+
     config_path, db = config
     monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    preloaded = []
+    real_preload = commands.preload_providers
+
+    def preload(runtime):
+        preloaded.append((runtime.stt.id, runtime.tts.id))
+        real_preload(runtime)
+
+    monkeypatch.setattr(commands, "preload_providers", preload)
     wav = tmp_path / "caller.wav"
     write_tone_wav(wav, 0.8)
     out = tmp_path / "reply.wav"
@@ -96,6 +106,7 @@ def test_simulate_local_fast_prints_turns_and_writes_bot_audio(
         ],
     )
     assert result.exit_code == 0, result.output + repr(result.exception)
+    assert preloaded == [("fake", "fake")]  # models load before the call, as serve does
     lines = result.output.splitlines()
     assert lines[0] == "greeting"
     assert any("greeting text at" in line and "voicehost demo line" in line for line in lines)
