@@ -25,6 +25,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiohttp.test_utils import TestServer
+
 from voicehost.contracts import (
     MULAW_8K,
     PCM16_16K,

@@ -36,6 +36,7 @@ from offline_helpers import (
     synthesize_ulaw,
     wer,
 )
+
 from voicehost.audio import AudioConverter, ulaw_to_pcm16_array
 from voicehost.contracts import MULAW_8K, PCM16_16K, TranscriptionRequest
 from voicehost_piper_tts import BUNDLED_VOICE, PiperProvider, load_voice, resolve_voice

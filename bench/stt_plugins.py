@@ -45,6 +45,7 @@ if str(ROOT / "tests") not in sys.path:
 from fakes.deepgram import FakeDeepgram  # noqa: E402
 from fakes.openai_realtime import FakeOpenAIRealtime  # noqa: E402
 from fakes.stt_audio import FRAME_BYTES, silence, utterance  # noqa: E402
+
 from voicehost.contracts import TranscriptionCallbacks, TranscriptionRequest  # noqa: E402
 
 UTTERANCE_MS = 600

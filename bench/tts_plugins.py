@@ -44,6 +44,7 @@ from fakes.elevenlabs import FakeElevenLabs, known_ulaw  # noqa: E402
 from fakes.openai_tts import FakeOpenAITTS  # noqa: E402
 from fakes.tts_stream import FakeTTSServer, RecordedRequest, tone_pcm16  # noqa: E402
 from tts_call import AUTH_TOKEN, PUBLIC_URL, start_tts_server  # noqa: E402
+
 from voicehost.server import CallHandler  # noqa: E402
 from voicehost.testing.twilio import TwilioSimulator  # noqa: E402
 

@@ -39,6 +39,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "offline"))
 
 from offline_helpers import CALLER_SENTENCES, synthesize_ulaw, trim_silence
+
 from voicehost.config import Settings, resolve_providers
 from voicehost.conversation import ResponderCallHandler, build_handler
 from voicehost.plugins import load_plugin_host

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from voicehost.records import CallStore
 
 SID = "CA" + "d" * 32

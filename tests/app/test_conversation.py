@@ -12,6 +12,7 @@ import math
 
 import pytest
 from aiohttp.test_utils import TestServer
+
 from voicehost.config import Settings, resolve_providers
 from voicehost.conversation import ResponderCallHandler, build_handler
 from voicehost.plugins import PluginHost

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from voicehost.config import RuntimeConfig, Settings, resolve_providers
 from voicehost.conversation import (
     RecordsSettings,

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+
 from voicehost.config import Settings
 from voicehost.errors import ConfigError
 from voicehost.records import CallStore, read_call, read_calls, records_path

@@ -7,6 +7,7 @@ import json
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
+
 from voicehost.records import read_call
 from voicehost.records_api import add_call_routes
 from voicehost.records_cli import calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from voicehost.errors import ConfigError
 from voicehost.responders import HANG_UP, CallContext, HangUp, collect_reply
 from voicehost.responders.scripted import ScriptedResponderProvider

@@ -8,8 +8,9 @@ import wave
 
 import numpy as np
 import pytest
-import voicehost.plugins
 from click.testing import CliRunner
+
+import voicehost.plugins
 from voicehost.cli import cli
 from voicehost.records import read_calls
 from voicehost.testing.providers import FakeProvidersPlugin
@@ -172,6 +173,7 @@ def signed_server(tmp_path):
     import threading
 
     from aiohttp import web
+
     from voicehost.conversation import ResponderCallHandler
     from voicehost.records import CallStore
     from voicehost.responders.scripted import ScriptedResponderProvider

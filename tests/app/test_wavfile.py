@@ -6,6 +6,7 @@ import wave
 
 import numpy as np
 import pytest
+
 from voicehost.audio import ulaw_decode
 from voicehost.wavfile import WavError, read_wav_ulaw, write_ulaw_wav
 

@@ -10,6 +10,7 @@ import socket
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from voicehost.errors import ConfigError
 from voicehost.responders import HANG_UP, CallContext, ConversationTurn, collect_reply
 from voicehost.responders.webhook import WebhookResponderProvider

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+
 from voicehost.audio import (
     FRAME_BYTES,
     FRAME_MS,

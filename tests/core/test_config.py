@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+
 from voicehost import ConfigError, SpeechProvider, TranscriptionProvider, hookimpl
 from voicehost.config import (
     Settings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 from voicehost.config import Settings
 from voicehost.errors import PluginError
 from voicehost.plugins import PluginHost, PluginSelection, load_plugin_host

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from voicehost.errors import ConfigError
 from voicehost.provider_config import ConfigBlob, check_known_keys, is_set
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 from offline_helpers import normalise, wer
+
 from voicehost.audio import AudioConverter, ulaw_to_pcm16_array
 from voicehost.contracts import MULAW_8K, PCM16_16K
 from voicehost.wavfile import read_wav_ulaw

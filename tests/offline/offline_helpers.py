@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import attrs
 import jiwer
 import numpy as np
+
 from voicehost.audio import AudioConverter
 from voicehost.contracts import MULAW_8K, PCM16_22K, TranscriptionCallbacks
 

@@ -26,6 +26,7 @@ import pytest
 from aiohttp import web
 from human_audio import DATA_DIR, Clip, batch_transcribe, load_clips, normalise, wer
 from offline_helpers import FRAME, Recorder, silence
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost_whisper_stt import WhisperProvider, WhisperSession
 from voicehost_whisper_stt.config import DEFAULT_CONFIG

@@ -42,6 +42,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from offline_helpers import normalise, silence, speech_onset_ms, synthesize_ulaw, wer
+
 from voicehost.audio import AudioConverter
 from voicehost.config import Settings, resolve_providers
 from voicehost.contracts import MULAW_8K, PCM16_16K

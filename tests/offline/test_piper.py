@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import voicehost_piper_tts
 from voicehost.contracts import PCM16_22K
 from voicehost.errors import ConfigError

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
 from voicehost_whisper_stt.engine import Transcript
 from voicehost_whisper_stt.finals import PendingFinal
 from voicehost_whisper_stt.scheduler import FairScheduler, Job, Outcome, Ticket

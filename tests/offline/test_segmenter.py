@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from voicehost_whisper_stt.segmenter import (
     EndLikely,
     PartialDue,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from human_audio import load_clips
+
 from voicehost.audio import AudioConverter
 from voicehost.contracts import MULAW_8K, PCM16_16K
 from voicehost_whisper_stt import vad as vad_module

@@ -6,6 +6,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+
 import voicehost_whisper_stt
 from voicehost.contracts import MULAW_8K, PCM16_16K, PCM16_24K, TranscriptionRequest
 from voicehost.errors import ConfigError, ProviderError

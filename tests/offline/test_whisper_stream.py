@@ -22,6 +22,7 @@ from offline_helpers import (
     speech_onset_ms,
     wer,
 )
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import ProviderError
 from voicehost_whisper_stt import WhisperProvider, WhisperSession

@@ -15,6 +15,7 @@ import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from voicehost.config import Settings, resolve_providers
 from voicehost.plugins import PluginHost
 from voicehost.server import SERVER_KEY, CallHandler, CallServer, ServerSettings, build_app

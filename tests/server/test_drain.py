@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 import pytest
+
 from voicehost.testing.handlers import RecordingHandler
 from voicehost.testing.providers import tone
 from voicehost.testing.twilio import random_sid

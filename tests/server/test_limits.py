@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 import pytest
+
 from voicehost.server.outbound import OutboundChannel, OutboundMessage
 from voicehost.testing.handlers import RecordingHandler
 from voicehost.testing.twilio import TwilioSimulator, parse_stream_twiml, random_sid

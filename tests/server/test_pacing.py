@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 
 import pytest
+
 from voicehost.server import CallHandler, ReplyStatus
 
 SECONDS = 10.0

@@ -12,6 +12,7 @@ import json
 import random
 
 import pytest
+
 from voicehost.contracts import PCM16_24K
 from voicehost.errors import ProviderError
 from voicehost.server.outbound import OutboundChannel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from voicehost import ProviderError
 from voicehost.config import ProviderChoice, RuntimeConfig, Settings
 from voicehost.server.commands import preload_providers

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from voicehost.cli import cli
 from voicehost.errors import ConfigError
 from voicehost.server import ServerSettings

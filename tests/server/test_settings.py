@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from voicehost.errors import ConfigError
 from voicehost.server import ServerSettings
 from voicehost.server.protocol import (

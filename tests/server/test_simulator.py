@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from voicehost.server import ReplyStatus
 from voicehost.testing.handlers import RecordingHandler
 from voicehost.testing.twilio import TwilioSimulator, parse_stream_twiml

@@ -6,6 +6,7 @@ import logging
 import xml.etree.ElementTree as ET
 
 from twilio.request_validator import RequestValidator
+
 from voicehost.server.webhook import stream_twiml
 from voicehost.testing.handlers import RecordingHandler
 from voicehost.testing.twilio import parse_stream_twiml, random_sid

@@ -24,6 +24,7 @@ if _TESTS not in sys.path:
 from fakes.deepgram import FakeDeepgram  # noqa: E402
 from fakes.openai_realtime import FakeOpenAIRealtime  # noqa: E402
 from fakes.stt_audio import silence, utterance  # noqa: E402
+
 from voicehost.contracts import TranscriptionCallbacks  # noqa: E402
 from voicehost_deepgram_stt import DEFAULT_CONFIG as DEEPGRAM_DEFAULTS  # noqa: E402
 from voicehost_openai_stt import DEFAULT_CONFIG as OPENAI_DEFAULTS  # noqa: E402
@@ -218,6 +219,7 @@ async def call_server() -> AsyncIterator[Callable[..., Any]]:
     ``[stt.<vendor>]`` with the fake's ``base_url`` (the key comes from the environment,
     through the plugin's ``${VAR}`` default). Stopped at the end of the test."""
     from aiohttp.test_utils import TestServer
+
     from voicehost.config import Settings, resolve_providers
     from voicehost.plugins import load_plugin_host
     from voicehost.server import ServerSettings, build_app

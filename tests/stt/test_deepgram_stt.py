@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fakes.stt_audio import silence
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import ProviderAuthError, ProviderError
 from voicehost_deepgram_stt import DeepgramTranscriptionProvider

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fakes.stt_audio import silence
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost_openai_stt import OpenAITranscriptionProvider

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fakes.stt_audio import silence
+
 from voicehost.testing.handlers import RecordingHandler
 
 SPEED = 10.0  # caller audio at 10× real time

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from voicehost.cli import cli
 from voicehost.config import Settings, resolve_providers
 from voicehost.errors import ConfigError

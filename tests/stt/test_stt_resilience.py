@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost_deepgram_stt import DeepgramTranscriptionProvider

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fakes.openai_tts import FakeOpenAITTS
+
 from voicehost.cli import cli
 from voicehost.testing.twilio import TwilioSimulator
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import (
     ConfigError,

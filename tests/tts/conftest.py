@@ -20,6 +20,7 @@ for _path in (Path(__file__).resolve().parents[1], Path(__file__).resolve().pare
 
 from fakes.elevenlabs import FakeElevenLabs  # noqa: E402
 from fakes.openai_tts import FakeOpenAITTS  # noqa: E402
+
 from voicehost_elevenlabs_tts import DEFAULT_CONFIG as ELEVENLABS_DEFAULTS  # noqa: E402
 from voicehost_openai_tts import DEFAULT_CONFIG as OPENAI_DEFAULTS  # noqa: E402
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fakes.tts_stream import StreamPlan
 from tts_helpers import closed_port, collect, collect_until_error
+
 from voicehost.audio import AudioConverter, Framer
 from voicehost.contracts import MULAW_8K
 from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fakes.tts_stream import StreamPlan
 from tts_helpers import closed_port, collect, collect_until_error
+
 from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost_elevenlabs_tts import ElevenLabsSpeechProvider
 from voicehost_elevenlabs_tts.config import ElevenLabsSettings

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from fakes.tts_stream import StreamPlan, tone_pcm16
 from tts_helpers import closed_port, collect, collect_until_error, tone_stats
+
 from voicehost.audio import AudioConverter, Framer, ulaw_decode
 from voicehost.contracts import MULAW_8K, PCM16_24K
 from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError

@@ -22,6 +22,7 @@ from fakes.openai_tts import FakeOpenAITTS
 from fakes.tts_stream import FakeTTSServer, StreamPlan, tone_pcm16
 from tts_call import TtsCallServer, padded, start_tts_server
 from tts_helpers import tone_stats
+
 from voicehost.audio import AudioConverter, ulaw_decode
 from voicehost.cli import cli
 from voicehost.contracts import MULAW_8K, PCM16_24K

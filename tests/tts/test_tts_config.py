@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 import voicehost_elevenlabs_tts
 import voicehost_openai_tts
 from voicehost.config import Settings, resolve_providers

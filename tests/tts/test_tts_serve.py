@@ -15,6 +15,7 @@ from pathlib import Path
 from fakes.elevenlabs import FakeElevenLabs
 from tts_call import padded
 from tts_helpers import closed_port
+
 from voicehost.testing.twilio import TwilioSimulator
 
 TOKEN = "serve-test-auth-token-0123456789"

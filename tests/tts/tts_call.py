@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import voicehost_elevenlabs_tts
-import voicehost_openai_tts
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+import voicehost_elevenlabs_tts
+import voicehost_openai_tts
 from voicehost.config import ProviderChoice, Settings, resolve_providers
 from voicehost.plugins import PluginHost
 from voicehost.server import CallHandler, ServerSettings, build_app

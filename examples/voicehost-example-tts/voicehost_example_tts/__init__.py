@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import numpy as np
+
 from voicehost import MULAW_8K, ConfigError, SpeechProvider, hookimpl
 from voicehost.audio import ulaw_encode
 

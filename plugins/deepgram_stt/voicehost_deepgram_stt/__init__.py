@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from voicehost import hookimpl
 from voicehost.contracts import TranscriptionProvider
-
 from voicehost_deepgram_stt.config import DEFAULT_CONFIG, DeepgramSTTConfig
 from voicehost_deepgram_stt.provider import DeepgramTranscriptionProvider
 from voicehost_deepgram_stt.session import DeepgramTranscriptionSession

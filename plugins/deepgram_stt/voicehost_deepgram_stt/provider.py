@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
+
 from voicehost.contracts import TranscriptionRequest, TranscriptionSession
 from voicehost.stt_stream import StreamingTranscriptionProvider
-
 from voicehost_deepgram_stt.config import DEFAULT_CONFIG, DeepgramSTTConfig
 from voicehost_deepgram_stt.session import PROVIDER_ID, DeepgramTranscriptionSession
 

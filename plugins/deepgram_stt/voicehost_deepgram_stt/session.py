@@ -18,10 +18,10 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from deepgram import AsyncDeepgramClient
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import ProviderError
 from voicehost.stt_stream import StreamingTranscriptionSession, upgrade_error
-
 from voicehost_deepgram_stt.config import WHERE, DeepgramSTTConfig
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from voicehost import hookimpl
 from voicehost.contracts import SpeechProvider
-
 from voicehost_elevenlabs_tts.config import DEFAULT_CONFIG, ElevenLabsSettings
 from voicehost_elevenlabs_tts.provider import ElevenLabsSpeechProvider
 

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
+
 from voicehost.errors import ConfigError
 from voicehost.provider_config import ConfigBlob
 

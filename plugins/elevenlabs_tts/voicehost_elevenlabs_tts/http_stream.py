@@ -16,9 +16,9 @@ import httpx
 from elevenlabs import VoiceSettings
 from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
+
 from voicehost.client_pool import LoopClientPool
 from voicehost.errors import ProviderConnectionError, stream_timed_out
-
 from voicehost_elevenlabs_tts.config import OUTPUT_FORMAT, ElevenLabsSettings
 from voicehost_elevenlabs_tts.errors import PROVIDER_ID, dropped, status_error
 

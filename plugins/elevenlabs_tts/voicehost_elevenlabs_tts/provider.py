@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 from voicehost.contracts import MULAW_8K, AudioFormat, SpeechProvider
 from voicehost.provider_config import is_set
-
 from voicehost_elevenlabs_tts.config import DEFAULT_CONFIG, ElevenLabsSettings
 from voicehost_elevenlabs_tts.errors import PROVIDER_ID
 from voicehost_elevenlabs_tts.http_stream import ClientPool, stream_http

@@ -46,9 +46,9 @@ from elevenlabs.types import (
 )
 from elevenlabs.url_utils import build_ws_url
 from elevenlabs.version import __version__ as sdk_version
-from voicehost.errors import ProviderConnectionError, ProviderError
 from websockets.asyncio.client import ClientConnection, connect
 
+from voicehost.errors import ProviderConnectionError, ProviderError
 from voicehost_elevenlabs_tts.config import OUTPUT_FORMAT, ElevenLabsSettings
 from voicehost_elevenlabs_tts.errors import PROVIDER_ID, dropped, message_error, status_error
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from voicehost import hookimpl
 from voicehost.contracts import TranscriptionProvider
-
 from voicehost_openai_stt.config import DEFAULT_CONFIG, OpenAISTTConfig
 from voicehost_openai_stt.provider import OpenAITranscriptionProvider
 from voicehost_openai_stt.session import OpenAITranscriptionSession

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
+
 from voicehost.errors import ConfigError
 from voicehost.provider_config import ConfigBlob, check_known_keys, websocket_url
 from voicehost.stt_stream import STREAM_DEFAULTS, StreamSettings

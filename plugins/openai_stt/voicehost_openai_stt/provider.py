@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from openai import AsyncOpenAI
+
 from voicehost.contracts import TranscriptionRequest, TranscriptionSession
 from voicehost.stt_stream import StreamingTranscriptionProvider
-
 from voicehost_openai_stt.config import DEFAULT_CONFIG, OpenAISTTConfig
 from voicehost_openai_stt.session import PROVIDER_ID, OpenAITranscriptionSession
 

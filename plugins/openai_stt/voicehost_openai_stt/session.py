@@ -24,10 +24,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from openai import AsyncOpenAI
+
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import ProviderAuthError, ProviderError
 from voicehost.stt_stream import StreamingTranscriptionSession, upgrade_error
-
 from voicehost_openai_stt.config import INPUT_FORMAT_TYPE, WHERE, OpenAISTTConfig
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 from voicehost import hookimpl
 from voicehost.contracts import SpeechProvider
-
 from voicehost_openai_tts.config import DEFAULT_CONFIG, OpenAITTSSettings
 from voicehost_openai_tts.provider import OpenAISpeechProvider
 

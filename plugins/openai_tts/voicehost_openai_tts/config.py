@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
 from voicehost.errors import ConfigError
 from voicehost.provider_config import ConfigBlob
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import httpx2
 import openai
+
 from voicehost.client_pool import LoopClientPool
 from voicehost.contracts import PCM16_24K, AudioFormat, SpeechProvider
 from voicehost.errors import (
@@ -28,7 +29,6 @@ from voicehost.errors import (
 )
 from voicehost.provider_config import is_set
 from voicehost.text import split_sentences
-
 from voicehost_openai_tts.config import DEFAULT_CONFIG, MAX_INPUT_CHARS, OpenAITTSSettings
 
 PROVIDER_ID = "openai"

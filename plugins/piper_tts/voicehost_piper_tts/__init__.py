@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from voicehost import hookimpl
 from voicehost.contracts import SpeechProvider
-
 from voicehost_piper_tts.provider import DEFAULT_CONFIG, PiperProvider, PiperSettings, parse_config
 from voicehost_piper_tts.voice import BUNDLED_VOICE, VoiceFiles, load_voice, resolve_voice
 

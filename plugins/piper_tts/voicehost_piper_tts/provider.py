@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Final
 
 import attrs
+
 from voicehost.contracts import PCM16_16K, PCM16_22K, PCM16_24K, AudioFormat, SpeechProvider
 from voicehost.errors import ConfigError, ProviderError
-
 from voicehost_piper_tts.voice import BUNDLED_VOICE, load_voice, resolve_voice
 
 PROVIDER_ID: Final = "piper"

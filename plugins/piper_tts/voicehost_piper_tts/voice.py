@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import attrs
+
 from voicehost.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 from voicehost import hookimpl
 from voicehost.contracts import TranscriptionProvider
-
 from voicehost_whisper_stt.config import DEFAULT_CONFIG, WhisperSettings, parse_config
 from voicehost_whisper_stt.finals import FinalTiming
 from voicehost_whisper_stt.provider import WhisperProvider

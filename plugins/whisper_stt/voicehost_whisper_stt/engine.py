@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
-from voicehost.errors import ProviderError
 
+from voicehost.errors import ProviderError
 from voicehost_whisper_stt.config import BUNDLED_MODEL, WhisperSettings
 from voicehost_whisper_stt.scheduler import FairScheduler
 

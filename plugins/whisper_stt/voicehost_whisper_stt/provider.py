@@ -14,7 +14,6 @@ from voicehost.contracts import (
     TranscriptionProvider,
     TranscriptionRequest,
 )
-
 from voicehost_whisper_stt import vad
 from voicehost_whisper_stt.config import DEFAULT_CONFIG, parse_config
 from voicehost_whisper_stt.engine import PROVIDER_ID, get_engine

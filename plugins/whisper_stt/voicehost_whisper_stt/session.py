@@ -31,10 +31,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+
 from voicehost.audio import AudioConverter
 from voicehost.contracts import PCM16_16K, TranscriptionRequest, TranscriptionSession
 from voicehost.errors import ProviderError
-
 from voicehost_whisper_stt import vad
 from voicehost_whisper_stt.config import WhisperSettings
 from voicehost_whisper_stt.engine import PROVIDER_ID, Transcript, get_engine
