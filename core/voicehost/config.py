@@ -53,13 +53,21 @@ _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEY = re.compile(r"(api_?key|token|secret|password|auth)", re.IGNORECASE)
 
 
-def resolve_env(value: Any, *, where: str, environ: Mapping[str, str] | None = None) -> Any:
+def resolve_env(
+    value: Any,
+    *,
+    where: str,
+    environ: Mapping[str, str] | None = None,
+    file: str | None = None,
+) -> Any:
     """Expand ``${VAR}`` / ``${VAR:-default}`` in every string inside ``value``.
 
     Args:
         value: a TOML value (str, number, bool, list, table).
-        where: the table or key path, for the error message (``"[tts.openai]"``).
+        where: the table or key path, for the error message (``"[tts.openai]"``); nested
+            keys are appended (``"[tts.openai] api_key"``).
         environ: the environment (default ``os.environ``).
+        file: the config file, named at the end of the error message.
 
     Returns:
         A deep copy with the references replaced.
@@ -80,13 +88,20 @@ def resolve_env(value: Any, *, where: str, environ: Mapping[str, str] | None = N
                 return found
             if default is not None:
                 return default
-            raise ConfigError(f"environment variable {name} is not set (needed by {where})")
+            in_file = f" in {file}" if file else ""
+            raise ConfigError(
+                f"environment variable {name} is not set (needed by {where}{in_file})"
+            )
 
         return _VAR.sub(substitute, value)
     if isinstance(value, Mapping):
-        return {k: resolve_env(v, where=f"{where} {k}", environ=env) for k, v in value.items()}
+        sep = " " if where.endswith("]") else "."
+        return {
+            k: resolve_env(v, where=f"{where}{sep}{k}", environ=env, file=file)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [resolve_env(v, where=where, environ=env) for v in value]
+        return [resolve_env(v, where=where, environ=env, file=file) for v in value]
     return value
 
 
@@ -160,7 +175,10 @@ class Settings:
             ConfigError: not a table, or it references an unset variable.
         """
         return resolve_env(
-            self.raw_table(*keys), where=f"[{'.'.join(keys)}] in {self.where}", environ=self.environ
+            self.raw_table(*keys),
+            where=f"[{'.'.join(keys)}]",
+            environ=self.environ,
+            file=self.where,
         )
 
 
@@ -249,7 +267,9 @@ def choose_provider(settings: Settings, host: PluginHost, kind: ProviderKind) ->
         raise ConfigError(f"{settings.where}: [{kind}.{provider_id}] must be a table")
     where = f"[{kind}.{provider_id}] in {settings.where}"
     merged = deep_merge(getattr(provider, "default_config", {}) or {}, blob)
-    config = resolve_env(merged, where=where, environ=settings.environ)
+    config = resolve_env(
+        merged, where=f"[{kind}.{provider_id}]", environ=settings.environ, file=settings.where
+    )
     validate = getattr(provider, "validate_config", None)
     try:
         if validate is not None:

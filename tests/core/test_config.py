@@ -89,7 +89,10 @@ def test_blob_is_defaults_merged_with_table_and_env_resolved(host):
 
 def test_unset_variable_needed_by_chosen_provider_names_it(host):
     s = settings({"tts": {"provider": "keyed"}})
-    with pytest.raises(ConfigError, match=r"VH_TEST_KEY is not set.*\[tts\.keyed\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"VH_TEST_KEY is not set \(needed by \[tts\.keyed\] api_key in plugins\.toml\)",
+    ):
         resolve_providers(s, host, ("tts",))
 
 
