@@ -56,17 +56,13 @@ from typing import Any
 
 import attrs
 import numpy as np
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "offline"))
 
 from human_audio import Clip, load_clips, wer
+from offline_stack import pct, start_offline_server
 
-from voicehost.config import Settings, resolve_providers
-from voicehost.conversation import ResponderCallHandler, build_handler
-from voicehost.plugins import load_plugin_host
-from voicehost.responders.scripted import ScriptedResponderProvider
-from voicehost.server import ServerSettings, build_app
+from voicehost.conversation import ResponderCallHandler
 from voicehost.simulation import Turn, wait_reply
 from voicehost.testing import SimulatedCall, TwilioSimulator
 
@@ -152,38 +148,6 @@ class ClipResult:
     @property
     def wer(self) -> float:
         return wer([self.clip.reference], [" ".join(self.finals)])
-
-
-async def start_server(
-    db: Path, stt_config: dict[str, Any]
-) -> tuple[web.AppRunner, str, TimedHandler]:
-    """An in-process ``voicehost serve`` with the offline default stack, on a free port;
-    ``stt_config`` overrides keys of ``[stt.whisper]``."""
-    rules = [r for r in ScriptedResponderProvider.default_config["rules"] if not r.get("hangup")]
-    settings = Settings.from_dict(
-        {
-            "stt": {"provider": "whisper", "whisper": stt_config},
-            "tts": {"provider": "piper"},
-            "responder": {"provider": "scripted", "scripted": {"rules": rules}},
-            "records": {"path": str(db)},
-            "plugins": {"enabled": ["voicehost-whisper-stt", "voicehost-piper-tts"]},
-        }
-    )
-    runtime = resolve_providers(settings, load_plugin_host(settings))
-    await asyncio.to_thread(runtime.stt.provider.preload, runtime.stt.config)
-    await asyncio.to_thread(runtime.tts.provider.preload, runtime.tts.config)
-    base = build_handler(settings, runtime)
-    assert base is not None
-    handler = TimedHandler(base.responder, base.store)
-    handler.calls, handler.finals, handler.starts = {}, {}, {}
-    app = build_app(ServerSettings(), stt=runtime.stt, tts=runtime.tts, handler=handler)
-    handler.attach(app)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}", handler
 
 
 async def play_clip(
@@ -279,11 +243,6 @@ def measure(
     return result
 
 
-def pct(values: list[float], q: float) -> float:
-    clean = [v for v in values if not math.isnan(v)]
-    return float(np.percentile(clean, q)) if clean else math.nan
-
-
 def row(label: str, utterances: int, r: dict[str, list[float]], score: float) -> str:
     cells = [f"{label:<18}{utterances:>4}"]
     for key in ("end_to_final", "final_to_audio", "sums", "onset_to_start"):
@@ -342,7 +301,10 @@ async def main() -> None:
         f"[stt.whisper] overrides: {stt_config or 'none'}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        runner, base_url, handler = await start_server(Path(tmp) / "bench.db", stt_config)
+        runner, base_url, handler = await start_offline_server(
+            Path(tmp) / "bench.db", TimedHandler, stt_config
+        )
+        handler.calls, handler.finals, handler.starts = {}, {}, {}
         results = []
         try:
             async with TwilioSimulator(base_url, speed=speed) as sim:

@@ -33,18 +33,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from aiohttp import web
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "offline"))
 
 from offline_helpers import CALLER_SENTENCES, synthesize_ulaw, trim_silence
+from offline_stack import pct, start_offline_server
 
-from voicehost.config import Settings, resolve_providers
-from voicehost.conversation import ResponderCallHandler, build_handler
-from voicehost.plugins import load_plugin_host
-from voicehost.responders.scripted import ScriptedResponderProvider
-from voicehost.server import ServerSettings, build_app
+from voicehost.conversation import ResponderCallHandler
 from voicehost.simulation import CallerLine, Turn, wait_reply
 from voicehost.testing import TwilioSimulator
 
@@ -59,40 +53,6 @@ class TimedHandler(ResponderCallHandler):
     async def on_transcript(self, call, text):  # type: ignore[no-untyped-def]
         self.finals.setdefault(call.call_sid, []).append(time.monotonic())
         await super().on_transcript(call, text)
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else math.nan
-
-
-async def start_server(db: Path) -> tuple[web.AppRunner, str, TimedHandler]:
-    rules = [
-        r
-        for r in ScriptedResponderProvider.default_config["rules"]
-        if not r.get("hangup")  # the bench never hangs up mid-run
-    ]
-    settings = Settings.from_dict(
-        {
-            "stt": {"provider": "whisper"},
-            "tts": {"provider": "piper"},
-            "responder": {"provider": "scripted", "scripted": {"rules": rules}},
-            "records": {"path": str(db)},
-            "plugins": {"enabled": ["voicehost-whisper-stt", "voicehost-piper-tts"]},
-        }
-    )
-    runtime = resolve_providers(settings, load_plugin_host(settings))
-    base = build_handler(settings, runtime)
-    assert base is not None
-    handler = TimedHandler(base.responder, base.store)
-    handler.finals = {}
-    app = build_app(ServerSettings(), stt=runtime.stt, tts=runtime.tts, handler=handler)
-    handler.attach(app)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}", handler
 
 
 async def one_call(
@@ -170,7 +130,8 @@ async def main() -> None:
     print(f"cpu cores: {os.cpu_count()}; synthesizing {len(CALLER_SENTENCES)} caller sentences")
     utterances = [trim_silence(synthesize_ulaw(s)) for s in CALLER_SENTENCES]
     with tempfile.TemporaryDirectory() as tmp:
-        runner, base_url, handler = await start_server(Path(tmp) / "bench.db")
+        runner, base_url, handler = await start_offline_server(Path(tmp) / "bench.db", TimedHandler)
+        handler.finals = {}
         try:
             print("warm-up call (model loads) …", flush=True)
             await round_of(base_url, handler, 1, utterances, 1)

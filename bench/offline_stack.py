@@ -1,0 +1,62 @@
+"""What the offline benchmarks share: an in-process ``voicehost serve`` with the offline
+default stack (Whisper STT, Piper TTS, scripted responder without hang-ups) and percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from aiohttp import web
+
+from voicehost.config import Settings, resolve_providers
+from voicehost.conversation import ResponderCallHandler, build_handler
+from voicehost.plugins import load_plugin_host
+from voicehost.responders.scripted import ScriptedResponderProvider
+from voicehost.server import ServerSettings, build_app
+from voicehost.server.commands import preload_providers
+
+HandlerT = TypeVar("HandlerT", bound=ResponderCallHandler)
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of ``values``; NaN when there are none."""
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+async def start_offline_server(
+    db: Path, handler_class: type[HandlerT], stt_config: dict[str, Any] | None = None
+) -> tuple[web.AppRunner, str, HandlerT]:
+    """Serve the offline stack on 127.0.0.1 (a free port), models preloaded, call records in
+    ``db``; the scripted rules never hang up, so a benchmark call runs to its end.
+
+    ``handler_class`` (a :class:`ResponderCallHandler` subclass that notes timings) is built
+    from the configured responder and store. ``stt_config`` overrides ``[stt.whisper]`` keys.
+
+    Returns:
+        ``(runner, base URL, handler)``; ``await runner.cleanup()`` when done.
+    """
+    rules = [r for r in ScriptedResponderProvider.default_config["rules"] if not r.get("hangup")]
+    settings = Settings.from_dict(
+        {
+            "stt": {"provider": "whisper", "whisper": stt_config or {}},
+            "tts": {"provider": "piper"},
+            "responder": {"provider": "scripted", "scripted": {"rules": rules}},
+            "records": {"path": str(db)},
+            "plugins": {"enabled": ["voicehost-whisper-stt", "voicehost-piper-tts"]},
+        }
+    )
+    runtime = resolve_providers(settings, load_plugin_host(settings))
+    await asyncio.to_thread(preload_providers, runtime)
+    base = build_handler(settings, runtime)
+    assert base is not None
+    handler = handler_class(base.responder, base.store)
+    app = build_app(ServerSettings(), stt=runtime.stt, tts=runtime.tts, handler=handler)
+    handler.attach(app)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}", handler
