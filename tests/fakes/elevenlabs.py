@@ -211,16 +211,20 @@ class FakeElevenLabs(FakeTTSServer):
             )
         plan = self.next_plan()
         if plan.status != 200:
-            record.rejected = f"scripted {plan.status}"
-            body = (
-                plan.error_body
-                if plan.error_body is not None
-                else ERROR_BODIES.get(plan.status, detail_error("error", "error"))
-            )
-            return web.json_response(body, status=plan.status)
+            return self._scripted_error(record, plan)
         return await self.stream_http(
             request, record, self.audio_for_request(record), plan, "audio/basic"
         )
+
+    def _scripted_error(self, record: Any, plan: Any) -> web.Response:
+        """The error a test scripted for this request, in ElevenLabs' JSON error shape."""
+        record.rejected = f"scripted {plan.status}"
+        body = (
+            plan.error_body
+            if plan.error_body is not None
+            else ERROR_BODIES.get(plan.status, detail_error("error", "error"))
+        )
+        return web.json_response(body, status=plan.status)
 
     # --- WebSocket stream-input -------------------------------------------------------------
 
@@ -243,13 +247,7 @@ class FakeElevenLabs(FakeTTSServer):
             )
         plan = self.next_plan()
         if plan.status != 200:
-            record.rejected = f"scripted {plan.status}"
-            body = (
-                plan.error_body
-                if plan.error_body is not None
-                else ERROR_BODIES.get(plan.status, detail_error("error", "error"))
-            )
-            return web.json_response(body, status=plan.status)
+            return self._scripted_error(record, plan)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         session = _WsSession(self, ws, record, plan, header_key is not None)
