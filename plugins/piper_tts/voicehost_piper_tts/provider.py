@@ -21,6 +21,7 @@ import attrs
 
 from voicehost.contracts import PCM16_16K, PCM16_22K, PCM16_24K, AudioFormat, SpeechProvider
 from voicehost.errors import ConfigError, ProviderError
+from voicehost.provider_config import check_known_keys
 from voicehost_piper_tts.voice import BUNDLED_VOICE, load_voice, resolve_voice
 
 PROVIDER_ID: Final = "piper"
@@ -65,12 +66,7 @@ def parse_config(config: Mapping[str, Any]) -> PiperSettings:
     Raises:
         ConfigError: naming the ``[tts.piper]`` key at fault (unknown keys included).
     """
-    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
-    if unknown:
-        raise ConfigError(
-            f"[tts.piper] unknown key(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(DEFAULT_CONFIG))}"
-        )
+    check_known_keys(config, DEFAULT_CONFIG, "[tts.piper]")
     merged = {**DEFAULT_CONFIG, **config}
     voice = merged["voice"]
     if not isinstance(voice, str):

