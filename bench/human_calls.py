@@ -63,7 +63,7 @@ from human_audio import Clip, load_clips, wer
 from offline_stack import pct, start_offline_server
 
 from voicehost.conversation import ResponderCallHandler
-from voicehost.simulation import Turn, wait_reply
+from voicehost.simulate.caller import Turn, wait_reply
 from voicehost.testing import SimulatedCall, TwilioSimulator
 
 FRAME = 160  # bytes of one 20 ms μ-law frame

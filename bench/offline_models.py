@@ -38,14 +38,16 @@ from offline_helpers import (
 )
 
 from voicehost.audio import AudioConverter, ulaw_to_pcm16_array
+from voicehost.config_model import parse_table
 from voicehost.contracts import MULAW_8K, PCM16_16K, TranscriptionRequest
-from voicehost_piper_tts import BUNDLED_VOICE, PiperProvider, load_voice, resolve_voice
-from voicehost_whisper_stt import WhisperProvider, parse_config
+from voicehost_piper_tts import BUNDLED_VOICE, PiperConfig, PiperProvider, load_voice, resolve_voice
+from voicehost_whisper_stt import WhisperConfig, WhisperProvider
 from voicehost_whisper_stt.engine import get_engine
 from voicehost_whisper_stt.vad import preload
 
-#: The ``[stt.whisper]`` blob used throughout (``--whisper key=value`` adds to it).
-WHISPER: dict[str, object] = {}
+#: The ``[stt.whisper]`` table used throughout (``--whisper key=value`` sets keys of it;
+#: parsed in ``main``).
+WHISPER = WhisperConfig()
 
 REPLIES = [
     "Thanks for calling. Our office is open from nine in the morning until five in the "
@@ -89,7 +91,7 @@ async def bench_piper(rounds: int) -> None:
             started = time.perf_counter()
             first = None
             audio = 0
-            async for chunk in provider.synthesize(text, {}):
+            async for chunk in provider.synthesize(text, PiperConfig()):
                 first = first or time.perf_counter()
                 audio += len(chunk)
             total = time.perf_counter() - started
@@ -100,12 +102,12 @@ async def bench_piper(rounds: int) -> None:
 
 
 def bench_whisper_rtf(utterances: list[tuple[str, bytes]]) -> None:
-    settings = parse_config(WHISPER)
+    config = WHISPER
     print(
-        f"Whisper ({settings.model}, {settings.compute_type}, {settings.threads} threads, "
-        f"beam {settings.beam_size})"
+        f"Whisper ({config.model}, {config.compute_type}, {config.threads} threads, "
+        f"beam {config.beam_size})"
     )
-    engine = get_engine(settings)
+    engine = get_engine(config)
     started = time.perf_counter()
     engine.load()
     preload()
@@ -116,7 +118,7 @@ def bench_whisper_rtf(utterances: list[tuple[str, bytes]]) -> None:
         pcm = converter.convert(ulaw) + converter.flush()
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
         seconds = len(audio) / 16000
-        result = engine.transcribe(audio, language="en", beam_size=settings.beam_size)
+        result = engine.transcribe(audio, language="en", beam_size=config.beam_size)
         finals.append(result.text)
         rtf_final.append(result.inference_ms / 1000 / seconds)
         partial = engine.transcribe(audio, language="en", beam_size=1, final=False)
@@ -217,8 +219,11 @@ async def main() -> None:
     args = parser.parse_args()
     import tomllib
 
+    global WHISPER
+    table: dict[str, object] = {}
     for item in args.whisper:
-        WHISPER.update(tomllib.loads(item))
+        table.update(tomllib.loads(item))
+    WHISPER = parse_table(WhisperConfig, table, table="stt.whisper", file="--whisper")
 
     await bench_piper(args.piper_rounds)
     utterances = [(text, synthesize_ulaw(text)) for text in CALLER_SENTENCES]

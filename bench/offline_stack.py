@@ -11,12 +11,17 @@ from typing import Any, TypeVar
 import numpy as np
 from aiohttp import web
 
-from voicehost.config import Settings, resolve_providers
-from voicehost.conversation import ResponderCallHandler, build_handler
-from voicehost.plugins import load_plugin_host
-from voicehost.responders.scripted import ScriptedResponderProvider
-from voicehost.server import ServerSettings, build_app
-from voicehost.server.commands import preload_providers
+from voicehost.app.assembly import (
+    AppConfig,
+    build_serve_app,
+    create_handler,
+    load_app_config,
+    preload_providers,
+)
+from voicehost.config import Settings
+from voicehost.conversation import ResponderCallHandler
+from voicehost.responders.scripted import ScriptedConfig
+from voicehost.server import CallHandler
 
 HandlerT = TypeVar("HandlerT", bound=ResponderCallHandler)
 
@@ -38,7 +43,7 @@ async def start_offline_server(
     Returns:
         ``(runner, base URL, handler)``; ``await runner.cleanup()`` when done.
     """
-    rules = [r for r in ScriptedResponderProvider.default_config["rules"] if not r.get("hangup")]
+    rules = [rule.model_dump() for rule in ScriptedConfig().rules if not rule.hangup]
     settings = Settings.from_dict(
         {
             "stt": {"provider": "whisper", "whisper": stt_config or {}},
@@ -48,15 +53,19 @@ async def start_offline_server(
             "plugins": {"enabled": ["voicehost-whisper-stt", "voicehost-piper-tts"]},
         }
     )
-    runtime = resolve_providers(settings, load_plugin_host(settings))
-    await asyncio.to_thread(preload_providers, runtime)
-    base = build_handler(settings, runtime)
-    assert base is not None
-    handler = handler_class(base.responder, base.store)
-    app = build_app(ServerSettings(), stt=runtime.stt, tts=runtime.tts, handler=handler)
-    handler.attach(app)
+    config = load_app_config(settings=settings)
+    await asyncio.to_thread(preload_providers, config.runtime)
+    made: list[HandlerT] = []
+
+    def timed_handler(app_config: AppConfig) -> CallHandler:
+        base = create_handler(app_config)
+        assert isinstance(base, ResponderCallHandler)
+        made.append(handler_class(base.responder, base.store))
+        return made[0]
+
+    app = build_serve_app(config, handler_factory=timed_handler)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}", handler
+    return runner, f"http://{host}:{port}", made[0]

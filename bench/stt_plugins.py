@@ -46,7 +46,7 @@ from fakes.deepgram import FakeDeepgram  # noqa: E402
 from fakes.openai_realtime import FakeOpenAIRealtime  # noqa: E402
 from fakes.stt_audio import FRAME_BYTES, silence, utterance  # noqa: E402
 
-from voicehost.contracts import TranscriptionCallbacks, TranscriptionRequest  # noqa: E402
+from voicehost import TranscriptionCallbacks, TranscriptionRequest  # noqa: E402
 
 UTTERANCE_MS = 600
 GAP_MS = 900
@@ -85,14 +85,21 @@ async def _serve_fake(vendor: str, calls: int, seconds: float, pipe: Connection)
 # --- the host process ------------------------------------------------------------------------
 
 
-def make_provider(vendor: str) -> Any:
+def make_provider(vendor: str, base_url: str) -> tuple[Any, Any]:
+    """The vendor's provider and its parsed config (defaults, pointed at the fake), with the
+    SDK client built as ``serve`` builds it before listening (``preload``)."""
     if vendor == "openai":
-        from voicehost_openai_stt import DEFAULT_CONFIG, OpenAITranscriptionProvider
+        from voicehost_openai_stt import OpenAISTTConfig, OpenAITranscriptionProvider
 
-        return OpenAITranscriptionProvider(), DEFAULT_CONFIG
-    from voicehost_deepgram_stt import DEFAULT_CONFIG, DeepgramTranscriptionProvider
+        provider: Any = OpenAITranscriptionProvider()
+        config: Any = OpenAISTTConfig(api_key=KEYS[vendor], base_url=base_url)
+    else:
+        from voicehost_deepgram_stt import DeepgramSTTConfig, DeepgramTranscriptionProvider
 
-    return DeepgramTranscriptionProvider(), DEFAULT_CONFIG
+        provider = DeepgramTranscriptionProvider()
+        config = DeepgramSTTConfig(api_key=KEYS[vendor], base_url=base_url)
+    provider.preload(config)
+    return provider, config
 
 
 class NullSession:
@@ -138,8 +145,7 @@ async def run_calls(vendor: str | None, base_url: str, args: argparse.Namespace)
     if vendor is None:
         sessions = [NullSession() for _ in scripts]
     else:
-        provider, defaults = make_provider(vendor)
-        config = {**defaults, "api_key": KEYS[vendor], "base_url": base_url}
+        provider, config = make_provider(vendor, base_url)
         callbacks = TranscriptionCallbacks(on_transcript=on_transcript)
         for call in range(args.calls):
             request = TranscriptionRequest(config=config, callbacks=callbacks, call_sid=f"CA{call}")

@@ -39,7 +39,7 @@ from offline_helpers import CALLER_SENTENCES, synthesize_ulaw, trim_silence
 from offline_stack import pct, start_offline_server
 
 from voicehost.conversation import ResponderCallHandler
-from voicehost.simulation import CallerLine, Turn, wait_reply
+from voicehost.simulate.caller import CallerLine, Turn, wait_reply
 from voicehost.testing import TwilioSimulator
 
 FRAME = 160

@@ -23,24 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
 
 import attrs
 
-from voicehost.errors import ConfigError
-from voicehost.records import DEFAULT_PATH, CallStore, TurnKind
-from voicehost.records_api import add_call_routes
-from voicehost.responders import CallContext, ConversationTurn, HangUp, Responder
-from voicehost.server.handler import CallHandler, default_handler
-from voicehost.server.playback import PlaybackError, Reply, ReplyStatus
-
-if TYPE_CHECKING:
-    from aiohttp import web
-
-    from voicehost.config import RuntimeConfig, Settings
-    from voicehost.server.call import Call
-    from voicehost.server.settings import ServerSettings
+from voicehost.contracts import CallContext, ConversationTurn, HangUp, Responder
+from voicehost.records import CallStore, TurnKind
+from voicehost.server import Call, CallHandler, PlaybackError, Reply, ReplyStatus
 
 log = logging.getLogger(__name__)
 
@@ -78,26 +67,11 @@ class ResponderCallHandler(CallHandler):
     Args:
         responder: the process's responder (``ResponderProvider.create(config)``).
         store: the call record store, or None to keep no records.
-        api_token: bearer token the ``/api/calls`` routes require (see :meth:`attach`).
     """
 
-    def __init__(
-        self, responder: Responder, store: CallStore | None = None, *, api_token: str = ""
-    ) -> None:
+    def __init__(self, responder: Responder, store: CallStore | None = None) -> None:
         self.responder = responder
         self.store = store
-        self.api_token = api_token
-
-    def attach(self, app: web.Application) -> None:
-        """Add the ``/api/calls`` routes for this handler's records to ``app`` and close the
-        handler (responder, record store) when the app cleans up. Call before it starts."""
-        if self.store is not None:
-            add_call_routes(app, self.store.path, api_token=self.api_token)
-
-        async def close(_app: web.Application) -> None:
-            await self.aclose()
-
-        app.on_cleanup.append(close)
 
     # --- CallHandler ---------------------------------------------------------------------
 
@@ -219,7 +193,7 @@ class ResponderCallHandler(CallHandler):
             if first is None:  # nothing to say (maybe a bare hang-up)
                 await reader
                 if turn.hang_up is not None:
-                    await call.hangup()
+                    await call.hangup(turn.hang_up.reason)
                 return
 
             async def text() -> AsyncIterator[str]:
@@ -251,7 +225,7 @@ class ResponderCallHandler(CallHandler):
             self._record_barge_in(call, conv, reply, kind)  # if on_speech_start did not yet
             return  # the caller interrupted: a pending hang-up is dropped
         if turn.hang_up is not None and call.end_reason is None:
-            await call.hangup()
+            await call.hangup(turn.hang_up.reason)
 
     async def _next_text(
         self,
@@ -304,74 +278,4 @@ async def _aclose(stream: object) -> None:
             log.debug("closing a responder stream failed", exc_info=True)
 
 
-# --- wiring for ``voicehost serve`` / ``simulate --local`` -------------------------------
-
-
-@attrs.frozen
-class RecordsSettings:
-    """The ``[records]`` table.
-
-    Attributes:
-        enabled: keep call records (default true).
-        path: the SQLite file (default ``./voicehost.db``, relative to the working directory).
-        api_token: when set, ``/api/calls`` requires ``Authorization: Bearer <api_token>``.
-    """
-
-    enabled: bool = True
-    path: str = DEFAULT_PATH
-    api_token: str = attrs.field(default="", repr=False)
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any]) -> RecordsSettings:
-        """Raises ConfigError naming the ``[records]`` key at fault."""
-        unknown = set(table) - {"enabled", "path", "api_token"}
-        if unknown:
-            raise ConfigError(f"[records]: unknown key(s): {', '.join(sorted(unknown))}")
-        enabled = table.get("enabled", True)
-        path = table.get("path", DEFAULT_PATH)
-        token = table.get("api_token", "")
-        if not isinstance(enabled, bool):
-            raise ConfigError("[records] enabled must be true or false")
-        if not isinstance(path, str) or not path:
-            raise ConfigError("[records] path must be a non-empty string (a SQLite file path)")
-        if not isinstance(token, str):
-            raise ConfigError("[records] api_token must be a string")
-        return cls(enabled, path, token)
-
-
-def build_handler(settings: Settings, runtime: RuntimeConfig) -> ResponderCallHandler | None:
-    """The configured responder with call records (``[records]``), or None when no
-    responder is chosen.
-
-    Raises:
-        ConfigError: a bad ``[records]`` table, an unopenable database, or the responder
-            provider refusing its config.
-    """
-    if runtime.responder is None:
-        return None
-    records = RecordsSettings.from_table(settings.table("records"))
-    responder = runtime.responder.provider.create(runtime.responder.config)
-    store = CallStore(records.path) if records.enabled else None
-    return ResponderCallHandler(responder, store, api_token=records.api_token)
-
-
-def build_call_handler(runtime: RuntimeConfig, server_settings: ServerSettings) -> CallHandler:
-    """The default handler of ``voicehost serve`` (called by
-    :func:`voicehost.server.commands.create_handler`): :func:`build_handler` from
-    ``runtime.settings``; with no responder chosen, the ``[server] greeting`` only. The
-    responder's greeting replaces ``[server] greeting``. ``serve`` then calls
-    ``handler.attach(app)``.
-
-    Raises:
-        ConfigError: as :func:`build_handler`.
-    """
-    handler = build_handler(runtime.settings, runtime)
-    return handler if handler is not None else default_handler(server_settings.greeting)
-
-
-__all__ = [
-    "RecordsSettings",
-    "ResponderCallHandler",
-    "build_call_handler",
-    "build_handler",
-]
+__all__ = ["ResponderCallHandler"]

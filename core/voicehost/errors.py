@@ -17,7 +17,15 @@ class ConfigError(VoicehostError):
 
     Raised at start-up (``voicehost serve``, ``voicehost config check``), never in the middle
     of a call. The message names the file, table or variable at fault.
+
+    Attributes:
+        problems: one line per problem (the message is these lines joined); a single-problem
+            error holds its message.
     """
+
+    def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]
 
 
 class PluginError(VoicehostError):

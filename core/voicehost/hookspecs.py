@@ -24,8 +24,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from voicehost.contracts import SpeechProvider, TranscriptionProvider
-    from voicehost.responders.base import ResponderProvider
+    from voicehost.contracts import ResponderProvider, SpeechProvider, TranscriptionProvider
 
 PROJECT_NAME = "voicehost"
 
@@ -49,8 +48,8 @@ def register_speech_providers(register: Callable[[SpeechProvider], None]) -> Non
 def register_responders(register: Callable[[ResponderProvider], None]) -> None:
     """Register responders (what turns a caller's final transcript into a reply).
 
-    ``register`` takes a :class:`voicehost.responders.ResponderProvider`; the one chosen with
-    ``[responder] provider = "<id>"`` gets its ``[responder.<id>]`` blob. The built-ins
+    ``register`` takes a :class:`voicehost.ResponderProvider`; the one chosen with
+    ``[responder] provider = "<id>"`` gets its parsed ``[responder.<id>]`` table. The built-ins
     (``scripted``, ``webhook``) register from :mod:`voicehost.responders.builtin`.
     """
 

@@ -33,9 +33,11 @@ from typing import Any, Literal
 
 import attrs
 import pluggy
+from pydantic import Field, model_validator
 
 from voicehost import hookspecs
-from voicehost.errors import PluginError
+from voicehost.config_model import ConfigModel, parse_table
+from voicehost.errors import ConfigError, PluginError
 
 ENTRY_POINT_GROUP = "voicehost"
 LOAD_ENV = "VOICEHOST_LOAD_PLUGINS"
@@ -47,6 +49,26 @@ BUILTIN_NAME = "voicehost"
 
 Status = Literal["loaded", "disabled", "failed"]
 ProviderKind = Literal["stt", "tts", "responder"]
+#: Every provider kind, in the order the host chooses them.
+PROVIDER_KINDS: tuple[ProviderKind, ...] = ("stt", "tts", "responder")
+#: The ``plugins.toml`` table that selects plugins.
+PLUGINS_TABLE = "plugins"
+
+
+class PluginsTable(ConfigModel):
+    """The ``[plugins]`` table: which installed plugins load (give one list, not both)."""
+
+    enabled: list[str] | None = Field(
+        None, description="Only these distributions load (every other one is disabled)."
+    )
+    disabled: list[str] | None = Field(None, description="Every installed plugin but these.")
+
+    @model_validator(mode="after")
+    def _one_list(self) -> PluginsTable:
+        if self.enabled is not None and self.disabled is not None:
+            raise ValueError("give enabled = [...] or disabled = [...], not both")
+        return self
+
 
 #: Hook that registers each provider kind.
 KIND_HOOKS: dict[ProviderKind, str] = {
@@ -111,35 +133,30 @@ class PluginSelection:
 
     @classmethod
     def from_config(
-        cls, plugins_table: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None
+        cls,
+        plugins_table: Mapping[str, Any] | None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        file: str = "plugins.toml",
     ) -> PluginSelection:
         """Build the selection from ``[plugins]`` and the environment override.
 
         Raises:
-            PluginError: ``enabled``/``disabled`` is not a list of strings, or both are given.
+            PluginError: a key other than ``enabled``/``disabled``, one that is not a list of
+                strings, or both given; the message names ``file``.
         """
         environ = os.environ if environ is None else environ
         if LOAD_ENV in environ:
             names = [n.strip() for n in environ[LOAD_ENV].split(",") if n.strip()]
             return cls(enabled=frozenset(names), source=LOAD_ENV)
-        table = dict(plugins_table or {})
-        unknown = set(table) - {"enabled", "disabled"}
-        if unknown:
-            raise PluginError(
-                f"[plugins] has unknown key(s) {sorted(unknown)}; use enabled or disabled"
-            )
-        if "enabled" in table and "disabled" in table:
-            raise PluginError("[plugins] takes enabled = [...] or disabled = [...], not both")
-        for key in ("enabled", "disabled"):
-            value = table.get(key)
-            if value is not None and not (
-                isinstance(value, list) and all(isinstance(v, str) for v in value)
-            ):
-                raise PluginError(f"[plugins] {key} must be a list of distribution names")
-        if "enabled" in table:
-            return cls(enabled=frozenset(table["enabled"]), source="[plugins] enabled")
-        if "disabled" in table:
-            return cls(disabled=frozenset(table["disabled"]), source="[plugins] disabled")
+        try:
+            table = parse_table(PluginsTable, plugins_table or {}, table=PLUGINS_TABLE, file=file)
+        except ConfigError as exc:
+            raise PluginError(str(exc)) from None
+        if table.enabled is not None:
+            return cls(enabled=frozenset(table.enabled), source="[plugins] enabled")
+        if table.disabled is not None:
+            return cls(disabled=frozenset(table.disabled), source="[plugins] disabled")
         return cls()
 
     def allows(self, name: str) -> bool:
@@ -383,8 +400,9 @@ def load_plugin_host(
     Raises:
         PluginError: a malformed ``[plugins]`` table, or (strict) a broken plugin.
     """
-    plugins_table = settings.raw_table("plugins") if settings is not None else None
-    selection = PluginSelection.from_config(plugins_table, environ)
+    plugins_table = settings.raw_table(PLUGINS_TABLE) if settings is not None else None
+    file = settings.where if settings is not None else "plugins.toml"
+    selection = PluginSelection.from_config(plugins_table, environ, file=file)
     host = PluginHost(strict=strict_from_env(environ) if strict is None else strict)
     host.load_builtins()
     host.load_entry_points(selection, eps)

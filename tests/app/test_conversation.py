@@ -13,13 +13,13 @@ import math
 import pytest
 from aiohttp.test_utils import TestServer
 
-from voicehost.config import Settings, resolve_providers
-from voicehost.conversation import ResponderCallHandler, build_handler
+from voicehost.app.assembly import build_serve_app, load_app_config
+from voicehost.config import Settings
+from voicehost.conversation import ResponderCallHandler
 from voicehost.plugins import PluginHost
 from voicehost.records import read_call
-from voicehost.server import ServerSettings, build_app
 from voicehost.testing import TwilioSimulator
-from voicehost.testing.providers import FakeProvidersPlugin
+from voicehost.testing.providers import FakeProvidersPlugin, FakeTTSConfig
 
 SCRIPT = {
     "greeting": "Hello there.",
@@ -50,11 +50,7 @@ async def rig(tmp_path):
             "records": {"path": str(db)},
         }
     )
-    runtime = resolve_providers(settings, host)
-    handler = build_handler(settings, runtime)
-    assert isinstance(handler, ResponderCallHandler)
-    app = build_app(ServerSettings(), stt=runtime.stt, tts=runtime.tts, handler=handler)
-    handler.attach(app)
+    app = build_serve_app(load_app_config(settings=settings, host=host))
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     async with TwilioSimulator(str(server.make_url("")), speed=math.inf) as sim:
@@ -73,7 +69,7 @@ async def test_greeting_reply_and_hangup_are_spoken_and_recorded(rig):
     await call.wait_for_event("mark", where=lambda e: e["mark"]["name"] == "reply-1")
     assert spoken(fakes) == ["Hello there."]
     greeting_bytes = len(call.received_audio)
-    assert greeting_bytes >= len(fakes.tts.audio_for("Hello there.", {"ms_per_char": 10}))
+    assert greeting_bytes >= len(fakes.tts.audio_for("Hello there.", FakeTTSConfig(ms_per_char=10)))
 
     stt.final("what are your hours")
     await call.wait_for_event("mark", where=lambda e: e["mark"]["name"] == "reply-2")
@@ -90,7 +86,7 @@ async def test_greeting_reply_and_hangup_are_spoken_and_recorded(rig):
     assert (record["from"], record["to"], record["end_reason"]) == (
         "+15550100",
         "+15550200",
-        "hangup",
+        "responder_hangup",  # HangUp.reason becomes the call's end reason
     )
     turns = [(t["role"], t["kind"], t["text"]) for t in record["turns"]]
     assert turns == [

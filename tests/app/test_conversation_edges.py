@@ -1,28 +1,28 @@
 """The conversation handler's edge cases, through the real server and simulator: responder
 failures, bare hang-ups, silence, no TTS, history, a hang-up cut off by barge-in, the webhook
-responder end to end, and the ``serve`` wiring (``build_call_handler``, ``[records]``)."""
+responder end to end, and the ``serve`` wiring (``create_handler``, ``[records]``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from voicehost.config import RuntimeConfig, Settings, resolve_providers
-from voicehost.conversation import (
-    RecordsSettings,
-    ResponderCallHandler,
-    build_call_handler,
-    build_handler,
-)
+from voicehost.app.assembly import AppConfig, create_handler, load_app_config
+from voicehost.config import Settings
+from voicehost.config_model import parse_table
+from voicehost.contracts import HANG_UP, CallContext, HangUp, Responder
+from voicehost.conversation import ResponderCallHandler
 from voicehost.errors import ConfigError
+from voicehost.hookspecs import hookimpl
 from voicehost.plugins import PluginHost
 from voicehost.records import CallStore, read_call
-from voicehost.responders import HANG_UP, CallContext, HangUp, Responder
-from voicehost.responders.webhook import WebhookResponderProvider
+from voicehost.records.settings import RecordsSettings
+from voicehost.responders.webhook import WebhookConfig, WebhookResponderProvider
 from voicehost.server import SERVER_KEY, Binding, CallHandler, GreetingHandler, ServerSettings
 from voicehost.server import build_app as build_server_app
 from voicehost.testing import TwilioSimulator
@@ -76,13 +76,10 @@ async def make_rig(tmp_path):
         stt, speech = FakeTranscriptionProvider(), FakeSpeechProvider()
         db = tmp_path / f"calls{len(servers)}.db"
         handler = ResponderCallHandler(responder, CallStore(db))
-        tts_binding = (
-            Binding(speech, {**speech.default_config, "ms_per_char": ms_per_char}) if tts else None
-        )
+        tts_binding = Binding(speech, {"ms_per_char": ms_per_char}) if tts else None
         app = build_server_app(
             ServerSettings(), stt=Binding(stt, {}), tts=tts_binding, handler=handler
         )
-        handler.attach(app)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
@@ -129,7 +126,25 @@ async def test_bare_hangup_ends_the_call_without_speaking(make_rig):
     assert await call.wait_closed(timeout=10) == 1000
     assert rig.tts.syntheses == []
     record = await rig.record(call.call_sid)
-    assert record["end_reason"] == "hangup" and turns(record) == [("caller", "final", "stop")]
+    assert record["end_reason"] == "responder_hangup"
+    assert turns(record) == [("caller", "final", "stop")]
+
+
+async def test_custom_hangup_reason_is_the_recorded_end_reason(make_rig):
+    # A responder that hands the call over says so in its HangUp; the record keeps the reason.
+    rig = await make_rig(
+        Scripted(replies={"agent please": ["Putting you through.", HangUp("transferred")]})
+    )
+    call, stt = await rig.call()
+    stt.final("agent please")
+    assert await call.wait_closed(timeout=10) == 1000
+    assert [s.text for s in rig.tts.syntheses] == ["Putting you through."]
+    record = await rig.record(call.call_sid)
+    assert record["end_reason"] == "transferred"
+    assert turns(record) == [
+        ("caller", "final", "agent please"),
+        ("bot", "reply", "Putting you through."),
+    ]
 
 
 async def test_empty_reply_says_nothing_and_records_only_the_caller(make_rig):
@@ -155,6 +170,7 @@ async def test_without_tts_text_is_recorded_and_hangup_still_happens(make_rig):
         ("caller", "final", "bye"),
         ("bot", "reply", "Bye."),
     ]
+    assert record["end_reason"] == "responder_hangup"
 
 
 async def test_responder_sees_the_history_before_each_transcript(make_rig):
@@ -212,12 +228,11 @@ async def test_webhook_responder_end_to_end(make_rig):
     await webhook_server.start_server()
     provider = WebhookResponderProvider()
     responder = provider.create(
-        {
-            **provider.default_config,
-            "url": str(webhook_server.make_url("/turn")),
-            "apology": "Sorry.",
-            "greeting": "Webhook bot here.",
-        }
+        WebhookConfig(
+            url=str(webhook_server.make_url("/turn")),
+            apology="Sorry.",
+            greeting="Webhook bot here.",
+        )
     )
     try:
         rig = await make_rig(responder)
@@ -243,47 +258,71 @@ async def test_webhook_responder_end_to_end(make_rig):
             {"role": "caller", "text": "boom"},
             {"role": "bot", "text": "Sorry."},
         ]
-        assert (await rig.record(call.call_sid))["end_reason"] == "hangup"
+        assert (await rig.record(call.call_sid))["end_reason"] == "responder_hangup"
     finally:
         await responder.aclose()
         await webhook_server.close()
 
 
-def _runtime(settings: Settings) -> RuntimeConfig:
+def _app_config(document: dict) -> AppConfig:
     host = PluginHost()
     host.load_builtins()
-    return resolve_providers(settings, host, ("responder",))
+    host.register(_NoProviders(), name="voicehost-none")
+    document = {"stt": {"provider": "none"}, "tts": {"provider": "none"}, **document}
+    return load_app_config(settings=Settings.from_dict(document, environ={}), host=host)
 
 
-def test_build_call_handler_uses_the_responder_and_records_settings(tmp_path):
-    settings = Settings.from_dict(
+class _NoProviders:
+    """Registers an STT and a TTS provider that are never used (create_handler needs neither)."""
+
+    @staticmethod
+    @hookimpl
+    def register_transcription_providers(register):
+        stt = FakeTranscriptionProvider()
+        stt.id = "none"
+        register(stt)
+
+    @staticmethod
+    @hookimpl
+    def register_speech_providers(register):
+        tts = FakeSpeechProvider()
+        tts.id = "none"
+        register(tts)
+
+
+def test_create_handler_uses_the_responder_and_records_settings(tmp_path):
+    config = _app_config(
         {"responder": {"provider": "scripted"}, "records": {"path": str(tmp_path / "r.db")}}
     )
-    handler = build_call_handler(_runtime(settings), ServerSettings())
+    handler = create_handler(config)
     assert isinstance(handler, ResponderCallHandler)
     assert handler.store is not None and handler.store.path == tmp_path / "r.db"
     handler.store.close()
-    off = Settings.from_dict({"records": {"enabled": False}})
-    handler = build_handler(off, _runtime(off))
-    assert handler is not None and handler.store is None
+    handler = create_handler(_app_config({"records": {"enabled": False}}))
+    assert isinstance(handler, ResponderCallHandler) and handler.store is None
 
 
-def test_build_call_handler_without_responder_falls_back_to_server_greeting():
-    runtime = RuntimeConfig(Settings.from_dict({}), None, None, None)
-    greeter = build_call_handler(runtime, ServerSettings(greeting="Hi"))
+def test_create_handler_without_responder_falls_back_to_server_greeting():
+    config = _app_config({"server": {"greeting": "Hi"}})
+    no_responder = attrs.evolve(
+        config,
+        checked=attrs.evolve(config.checked, runtime=attrs.evolve(config.runtime, responder=None)),
+    )
+    greeter = create_handler(no_responder)
     assert isinstance(greeter, GreetingHandler) and greeter.greeting == "Hi"
-    assert type(build_call_handler(runtime, ServerSettings())) is CallHandler
+    silent = no_responder.with_server(ServerSettings())
+    assert type(create_handler(silent)) is CallHandler
 
 
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"enabled": "yes"}, "enabled must be true or false"),
-        ({"path": ""}, "path must be a non-empty string"),
-        ({"api_token": 5}, "api_token must be a string"),
-        ({"pth": "x.db"}, r"unknown key\(s\): pth"),
+        ({"enabled": "yes"}, r"\[records\] enabled: must be a valid boolean, not 'yes'"),
+        ({"path": ""}, r"\[records\] path: .*at least 1 character"),
+        ({"api_token": 5}, r"\[records\] api_token: must be a valid string, not 5"),
+        ({"pth": "x.db"}, r"\[records\] pth: unknown key \(did you mean 'path'\?\)"),
     ],
 )
 def test_bad_records_table_is_a_config_error(table, message):
     with pytest.raises(ConfigError, match=message):
-        RecordsSettings.from_table(table)
+        parse_table(RecordsSettings, table, table="records")

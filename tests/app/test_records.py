@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from voicehost.config import Settings
 from voicehost.errors import ConfigError
-from voicehost.records import CallStore, read_call, read_calls, records_path
+from voicehost.records import CallStore, read_call, read_calls
+from voicehost.records.cli import records_path
 
 SID = "CA" + "a" * 32
 STREAM = "MZ" + "b" * 32
@@ -136,8 +136,12 @@ def test_missing_or_foreign_database_is_a_clear_error(tmp_path):
         CallStore(tmp_path / "no-such-dir" / "calls.db")
 
 
-def test_records_path_from_settings():
-    assert str(records_path(Settings.from_dict({}))) == "voicehost.db"
-    assert str(records_path(Settings.from_dict({"records": {"path": "/x/y.db"}}))) == "/x/y.db"
-    with pytest.raises(ConfigError, match=r"\[records\] path"):
-        records_path(Settings.from_dict({"records": {"path": 3}}))
+def test_records_path_from_the_config_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert str(records_path(None)) == "voicehost.db"
+    config = tmp_path / "plugins.toml"
+    config.write_text('[records]\npath = "/x/y.db"\n')
+    assert str(records_path(str(config))) == "/x/y.db"
+    config.write_text("[records]\npath = 3\n")
+    with pytest.raises(ConfigError, match=r"\[records\] path: must be a valid string, not 3"):
+        records_path(str(config))

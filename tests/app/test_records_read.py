@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from voicehost.records import read_call
-from voicehost.records_api import add_call_routes
-from voicehost.records_cli import calls
+from voicehost.records.api import (
+    DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+    add_call_routes,
+    parse_limit,
+)
+from voicehost.records.cli import calls
 
 SID = "CA" + "d" * 32  # the call in the recorded_db fixture (conftest.py)
 
@@ -83,6 +89,60 @@ async def test_api_call_returns_same_json_as_cli(recorded_db):
         await client.close()
 
 
+@pytest.mark.parametrize(
+    "limit",
+    [
+        "99999999999999999999",  # overflowed SQLite's INTEGER: was a 500 with a traceback
+        "9" * 5000,  # beyond int()'s digit limit
+        str(MAX_LIST_LIMIT + 1),
+        "0",
+        "-1",
+        "zero",
+        "1.5",
+        "",
+        " 5",
+        "+5",
+        "1_0",
+        "٣",  # a non-ASCII digit int() would accept
+    ],
+)
+async def test_api_list_refuses_a_bad_limit_with_a_json_400(recorded_db, limit):
+    app = web.Application()
+    add_call_routes(app, recorded_db)
+    client = await _client(app)
+    try:
+        response = await client.get("/api/calls", params={"limit": limit})
+        assert response.status == 400
+        assert response.content_type == "application/json"
+        error = (await response.json())["error"]
+        assert f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}" in error
+        assert len(error) < 120  # a huge value is not echoed whole
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("limit", ["1", "0001", str(MAX_LIST_LIMIT), None])
+async def test_api_list_accepts_limits_up_to_the_maximum(recorded_db, limit):
+    app = web.Application()
+    add_call_routes(app, recorded_db)
+    client = await _client(app)
+    try:
+        params = {} if limit is None else {"limit": limit}
+        response = await client.get("/api/calls", params=params)
+        assert response.status == 200
+        assert [c["call_sid"] for c in await response.json()] == [SID]
+    finally:
+        await client.close()
+
+
+def test_parse_limit_bounds():
+    assert parse_limit(None) == DEFAULT_LIST_LIMIT == 20
+    assert parse_limit("7") == 7 and parse_limit("007") == 7
+    assert parse_limit("1000") == MAX_LIST_LIMIT == 1000
+    assert parse_limit("1001") is None and parse_limit("00001001") is None
+    assert parse_limit("0") is None and parse_limit("000") is None
+
+
 async def test_api_requires_bearer_token_when_configured(recorded_db):
     app = web.Application()
     add_call_routes(app, recorded_db, api_token="t0ken")
@@ -109,7 +169,7 @@ async def test_api_before_any_call_is_404_not_error(tmp_path):
 
 
 def test_without_token_only_loopback_clients_may_read_records():
-    from voicehost.records_api import _refusal
+    from voicehost.records.api import _refusal
 
     assert _refusal("127.0.0.1", "", "") is None
     assert _refusal("::1", "", "") is None

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import pytest
 
+from voicehost.config_model import parse_table
+from voicehost.contracts import HANG_UP, CallContext, HangUp, collect_reply
 from voicehost.errors import ConfigError
-from voicehost.responders import HANG_UP, CallContext, HangUp, collect_reply
-from voicehost.responders.scripted import ScriptedResponderProvider
+from voicehost.responders.scripted import ScriptedConfig, ScriptedResponderProvider
 
 CALL = CallContext(call_sid="CA" + "0" * 32, stream_sid="MZ" + "0" * 32)
 
 
+def parse(config):
+    """``config`` parsed as the host parses a ``[responder.scripted]`` table."""
+    return parse_table(ScriptedConfig, config, table="responder.scripted")
+
+
 def make(**config):
-    provider = ScriptedResponderProvider()
-    provider.validate_config(config)
-    return provider.create(config)
+    return ScriptedResponderProvider().create(parse(config))
 
 
 async def test_first_matching_rule_wins_in_order():
@@ -61,7 +65,7 @@ async def test_greeting_streams_configured_text_or_nothing():
 
 async def test_default_script_greets_answers_and_hangs_up_on_goodbye():
     provider = ScriptedResponderProvider()
-    responder = provider.create(provider.default_config)
+    responder = provider.create(ScriptedConfig())
     greeting = [t async for t in responder.greeting(CALL)]
     assert greeting and greeting[0].startswith("Hello")
     hours, hang = await collect_reply(responder.reply(CALL, "What are your hours?"))
@@ -74,38 +78,57 @@ async def test_default_script_greets_answers_and_hangs_up_on_goodbye():
         text, hang = await collect_reply(responder.reply(CALL, goodbye))
         assert "Goodbye" in text and hang is not None, goodbye
     fallback, hang = await collect_reply(responder.reply(CALL, "The weather is nice"))
-    assert fallback == provider.default_config["fallback"] and hang is None
+    assert fallback == ScriptedConfig().fallback and hang is None
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"rules": [{"match": "(unclosed", "reply": "x"}]}, r"rules\[0\]\.match is not a valid"),
-        ({"rules": [{"reply": "x"}]}, r"rules\[0\]\.match must be"),
-        ({"rules": [{"match": "a", "reply": 3}]}, r"rules\[0\]\.reply must be a string"),
-        ({"rules": [{"match": "a", "reply": "x", "hangup": "yes"}]}, r"hangup must be true"),
-        ({"rules": [{"match": "a"}]}, r"needs a reply, or hangup"),
-        ({"rules": [{"match": "a", "reply": "x", "say": "y"}]}, r"unknown key\(s\): say"),
-        ({"rules": "hours"}, r"rules must be a list"),
-        ({"rules": ["hours"]}, r"rules\[0\] must be a table"),
-        ({"greeting": 5}, r"greeting must be a string"),
-        ({"fallbak": "typo"}, r"unknown key\(s\): fallbak"),
+        (
+            {"rules": [{"match": "(unclosed", "reply": "x"}]},
+            r"rules #1\.match: not a valid regular expression \(.*\): '\(unclosed'",
+        ),
+        (
+            {"rules": [{"match": "a", "reply": "x"}, {"match": "(unclosed", "reply": "x"}]},
+            r"rules #2\.match: not a valid regular expression \(.*\): '\(unclosed'",
+        ),
+        ({"rules": [{"reply": "x"}]}, r"rules #1\.match: is required"),
+        ({"rules": [{"match": "", "reply": "x"}]}, r"rules #1\.match: .*at least 1 character"),
+        (
+            {"rules": [{"match": "a", "reply": 3}]},
+            r"rules #1\.reply: must be a valid string, not 3",
+        ),
+        (
+            {"rules": [{"match": "a", "reply": "x", "hangup": "yes"}]},
+            r"rules #1\.hangup: must be a valid boolean, not 'yes'",
+        ),
+        ({"rules": [{"match": "a"}]}, r"rules #1: needs a reply, or hangup = true"),
+        ({"rules": [{"match": "a", "reply": "x", "say": "y"}]}, r"rules #1\.say: unknown key"),
+        ({"rules": "hours"}, r"rules: must be a valid list, not 'hours'"),
+        ({"rules": ["hours"]}, r"rules #1: must be a valid dictionary.*, not 'hours'"),
+        ({"greeting": 5}, r"greeting: must be a valid string, not 5"),
+        ({"fallbak": "typo"}, r"fallbak: unknown key \(did you mean 'fallback'\?\)"),
     ],
 )
 def test_bad_config_is_a_clear_config_error(config, message):
-    with pytest.raises(ConfigError, match=message):
-        ScriptedResponderProvider().validate_config(config)
+    with pytest.raises(ConfigError, match=r"^plugins\.toml: \[responder\.scripted\] " + message):
+        parse(config)
+
+
+def test_every_problem_is_reported_one_line_each():
+    with pytest.raises(ConfigError) as caught:
+        parse({"greeting": 5, "rules": [{"match": "a"}, {"match": "(", "reply": "x"}]})
+    assert len(caught.value.problems) == 3
+    assert str(caught.value).splitlines() == caught.value.problems
 
 
 def test_the_shipped_plugins_toml_script_is_valid_and_is_the_default():
     from pathlib import Path
 
-    from voicehost.config import load_settings
+    from voicehost.config import load_settings, parse_settings_table
 
     shipped = Path(__file__).resolve().parents[2] / "plugins.toml"
     if not shipped.exists():
         pytest.skip("no plugins.toml at the repository root")
-    table = load_settings(shipped).table("responder", "scripted")
-    provider = ScriptedResponderProvider()
-    provider.validate_config(table)
-    assert table == dict(provider.default_config)
+    config = parse_settings_table(load_settings(shipped), ScriptedConfig, "responder", "scripted")
+    assert config == ScriptedConfig()

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from voicehost.config_model import parse_table
+from voicehost.contracts import HANG_UP, CallContext, ConversationTurn, collect_reply
 from voicehost.errors import ConfigError
-from voicehost.responders import HANG_UP, CallContext, ConversationTurn, collect_reply
-from voicehost.responders.webhook import WebhookResponderProvider
+from voicehost.responders.webhook import WebhookConfig, WebhookResponderProvider
 
 APOLOGY = "Sorry, say again?"
 
@@ -49,11 +51,13 @@ async def bot():
     await server.close()
 
 
+def parse(config: dict) -> WebhookConfig:
+    """``config`` parsed as the host parses a ``[responder.webhook]`` table."""
+    return parse_table(WebhookConfig, config, table="responder.webhook")
+
+
 def responder_for(url: str, **extra):
-    provider = WebhookResponderProvider()
-    config = {**provider.default_config, "url": url, "apology": APOLOGY, **extra}
-    provider.validate_config(config)
-    return provider.create(config)
+    return WebhookResponderProvider().create(parse({"url": url, "apology": APOLOGY, **extra}))
 
 
 def call() -> CallContext:
@@ -166,18 +170,26 @@ async def test_greeting_is_configured_text():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"url": ""}, "url is required"),
-        ({"url": "example.com/turn"}, "absolute http"),
-        ({"url": "ftp://example.com/x"}, "absolute http"),
-        ({"url": "http://x/t", "timeout_s": 0}, "timeout_s must be"),
-        ({"url": "http://x/t", "timeout_s": "5"}, "timeout_s must be"),
-        ({"url": "http://x/t", "headers": {"X-Key": 5}}, "headers must be"),
-        ({"url": "http://x/t", "apology": None}, "apology must be a string"),
-        ({"url": "http://x/t", "history_limit": 1.5}, "history_limit must be"),
-        ({"url": "http://x/t", "timeout": 5}, r"unknown key\(s\): timeout"),
+        ({}, r"url: is required"),
+        ({"url": ""}, r"url: must be an http\(s\):// URL, not ''"),
+        ({"url": "example.com/turn"}, r"url: must be an http\(s\):// URL, not 'example.com/turn'"),
+        ({"url": "ftp://example.com/x"}, r"url: must be an http\(s\):// URL, not 'ftp://"),
+        ({"url": "http://x/t", "timeout_s": 0}, r"timeout_s: must be greater than 0, not 0"),
+        ({"url": "http://x/t", "timeout_s": -1}, r"timeout_s: must be greater than 0, not -1"),
+        # TOML's inf passed the range check, then every turn died in aiohttp (OverflowError)
+        ({"url": "http://x/t", "timeout_s": math.inf}, r"timeout_s: must be a finite number"),
+        ({"url": "http://x/t", "timeout_s": "5"}, r"timeout_s: must be a valid number, not '5'"),
+        ({"url": "http://x/t", "headers": "x"}, r"headers: must be a valid dictionary, not 'x'"),
+        ({"url": "http://x/t", "headers": {"X-Key": 5}}, r"headers\.X-Key: .*string, not 5"),
+        ({"url": "http://x/t", "apology": None}, r"apology: must be a valid string, not None"),
+        ({"url": "http://x/t", "history_limit": 1.5}, r"history_limit: .*integer, not 1.5"),
+        ({"url": "http://x/t", "history_limit": -1}, r"history_limit: .*equal to 0, not -1"),
+        (
+            {"url": "http://x/t", "timeout": 5},
+            r"timeout: unknown key \(did you mean 'timeout_s'\?\)",
+        ),
     ],
 )
 def test_bad_config_is_a_clear_config_error(config, message):
-    provider = WebhookResponderProvider()
-    with pytest.raises(ConfigError, match=message):
-        provider.validate_config({**provider.default_config, **config})
+    with pytest.raises(ConfigError, match=r"^plugins\.toml: \[responder\.webhook\] " + message):
+        parse(config)

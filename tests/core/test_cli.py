@@ -1,4 +1,5 @@
-"""The CLI: --version, list-plugins (text and --json), config check."""
+"""The CLI: --version, list-plugins (text and --json), config check, config schema, lazy
+commands and plugin commands."""
 
 from __future__ import annotations
 
@@ -80,8 +81,36 @@ def test_list_plugins_env_override(runner, make_dist, monkeypatch):
     assert statuses["voicehost-deepgram-stt"] == "disabled"
 
 
+KEYED_PLUGIN = """
+from voicehost import Field, ProviderConfig, SpeechProvider, TranscriptionProvider, hookimpl
+
+class KeyedConfig(ProviderConfig):
+    api_key: str = Field("", description="The vendor key.")
+    model: str = Field("m1", description="Which model.")
+
+class Tts(SpeechProvider):
+    id = "clitts"
+    async def synthesize(self, text, config):
+        yield b"\\xff" * 160
+
+class Stt(TranscriptionProvider):
+    id = "clistt"
+    config_class = KeyedConfig
+    def create_session(self, request):
+        raise NotImplementedError
+
+@hookimpl
+def register_speech_providers(register):
+    register(Tts())
+
+@hookimpl
+def register_transcription_providers(register):
+    register(Stt())
+"""
+
+
 def test_config_check_ok_masks_secrets(runner, make_dist, monkeypatch):
-    make_dist("vh-cli-good", GOOD_PLUGIN, tts_id="clitts", stt_id="clistt")
+    make_dist("vh-cli-good", KEYED_PLUGIN)
     monkeypatch.setenv("VH_CLI_SECRET", "sk-live-0123456789WXYZ")
     Path("plugins.toml").write_text(
         '[stt]\nprovider = "clistt"\n[stt.clistt]\napi_key = "${VH_CLI_SECRET}"\n'
@@ -95,7 +124,7 @@ def test_config_check_ok_masks_secrets(runner, make_dist, monkeypatch):
 
 
 def test_config_check_fails_with_clear_messages(runner, make_dist):
-    make_dist("vh-cli-good", GOOD_PLUGIN, tts_id="clitts", stt_id="clistt")
+    make_dist("vh-cli-good", KEYED_PLUGIN)
     Path("vh.toml").write_text(
         '[stt]\nprovider = "nosuch"\n[tts]\nprovider = "clitts"\n'
         '[tts.clitts]\nkey = "${VH_CLI_UNSET_VAR}"\n'
@@ -105,6 +134,27 @@ def test_config_check_fails_with_clear_messages(runner, make_dist):
     assert "'nosuch' is not a loaded speech-to-text provider" in result.stderr
     assert "clistt" in result.stderr  # the loaded ids are listed
     assert "VH_CLI_UNSET_VAR is not set" in result.stderr
+
+
+def test_config_schema_lists_core_tables_and_provider_keys(runner, make_dist):
+    make_dist("vh-cli-good", KEYED_PLUGIN)
+    result = runner.invoke(cli, ["config", "schema"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "[server]" in text and "[twilio]" in text and "[records]" in text
+    assert "  pre_start_timeout_ms (int, default 5000): " in text
+    assert '[stt.clistt]\n  api_key (str, default ""): The vendor key.' in text
+    assert "[tts.clitts]\n  (no keys)" in text
+    one = runner.invoke(cli, ["config", "schema", "clistt", "--json"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout) == {
+        "stt.clistt": [
+            {"name": "api_key", "type": "str", "default": '""', "doc": "The vendor key."},
+            {"name": "model", "type": "str", "default": '"m1"', "doc": "Which model."},
+        ]
+    }
+    missing = runner.invoke(cli, ["config", "schema", "nosuch"])
+    assert missing.exit_code == 1 and "no loaded provider 'nosuch'" in missing.output
 
 
 def test_config_check_missing_file_and_bad_toml(runner):
@@ -152,36 +202,55 @@ def register_commands(cli):
 
 
 def test_plugin_registers_a_command(runner, make_dist):
-    from voicehost.cli import _register_plugin_commands
-
     make_dist("vh-cli-cmd", COMMAND_PLUGIN)
     try:
-        _register_plugin_commands()
-        result = runner.invoke(cli, ["vh-hello"])
+        result = runner.invoke(cli, ["vh-hello"])  # not built in: the plugins are loaded
         assert result.exit_code == 0, result.output
         assert result.output == "hello from a plugin\n"
     finally:
         cli.commands.pop("vh-hello", None)
+        cli._plugins_loaded = False  # type: ignore[attr-defined]
 
 
-def test_example_plugin_speaks_a_beep_per_word():
+def test_unknown_command_is_a_usage_error(runner):
+    result = runner.invoke(cli, ["no-such-command"])
+    assert result.exit_code == 2
+    assert "No such command 'no-such-command'" in result.output
+    cli._plugins_loaded = False  # type: ignore[attr-defined]
+
+
+LAZY_PROBE = """
+import sys
+from click.testing import CliRunner
+from voicehost.cli import cli
+args = sys.argv[1:]
+result = CliRunner().invoke(cli, args)
+assert result.exit_code == 0, result.output
+heavy = [m for m in ("voicehost.server", "voicehost.plugins", "pydantic", "voicehost_whisper_stt",
+         "voicehost_piper_tts",
+         "voicehost_deepgram_stt", "deepgram", "openai", "elevenlabs", "faster_whisper",
+         "piper", "numpy", "aiohttp") if m in sys.modules]
+print(",".join(heavy))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["calls", "list", "--db", "none.db"]])
+def test_help_and_calls_import_no_plugin_sdk_or_server(tmp_path, args):
+    """`voicehost --help` and `calls list` import no plugin, vendor SDK, model or server (nor
+    the plugin host or pydantic: with no [records] table there is nothing to parse)."""
+    import subprocess
     import sys
 
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        from voicehost_example_tts import BeepSpeechProvider
-    finally:
-        sys.path.remove(str(EXAMPLE))
+    if args[0] == "calls":  # an empty records database, so the command succeeds
+        from voicehost.records import CallStore
 
-    async def collect():
-        provider = BeepSpeechProvider()
-        return [c async for c in provider.synthesize("one two three", provider.default_config)]
-
-    import asyncio
-
-    chunks = asyncio.run(collect())
-    assert len(chunks) == 3
-    assert all(len(c) == 8000 * (120 + 80) // 1000 for c in chunks)
-    beep_bytes = 8000 * 120 // 1000
-    assert chunks[0][beep_bytes:] == b"\xff" * (8000 * 80 // 1000)  # the gap is μ-law silence
-    assert len(set(chunks[0][:beep_bytes])) > 10  # the beep is a tone, not silence
+        CallStore(tmp_path / "none.db").close()
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import pytest
+from pydantic import ValidationError
 
-from voicehost import ConfigError, SpeechProvider, TranscriptionProvider, hookimpl
+from voicehost import (
+    ConfigError,
+    ConfigModel,
+    Field,
+    ProviderConfig,
+    SpeechProvider,
+    TranscriptionProvider,
+    env_field,
+    hookimpl,
+)
 from voicehost.config import (
     Settings,
     load_settings,
@@ -18,21 +25,24 @@ from voicehost.config import (
 from voicehost.plugins import PluginHost
 
 
-class KeyedTts(SpeechProvider):
-    id = "keyed"
-    default_config: Mapping[str, Any] = {
-        "api_key": "${VH_TEST_KEY}",
-        "voice": "coral",
-        "base_url": "${VH_TEST_BASE:-https://vendor.example/v1}",
-        "settings": {"speed": 1.0, "style": 0},
-    }
+class KeyedSettings(ConfigModel):
+    speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate.")
+    style: int = Field(0, ge=0, description="Style strength.")
 
-    def validate_config(self, config):
-        if not 0.25 <= config["settings"]["speed"] <= 4.0:
-            raise ConfigError("[tts.keyed] settings.speed must be within 0.25-4.0")
+
+class KeyedConfig(ProviderConfig):
+    api_key: str = env_field("VH_TEST_KEY", description="The vendor key.")
+    voice: str = Field("coral", description="Voice name.")
+    base_url: str = Field("https://vendor.example/v1", description="API origin.")
+    settings: KeyedSettings = Field(default_factory=KeyedSettings, description="Voice settings.")
+
+
+class KeyedTts(SpeechProvider[KeyedConfig]):
+    id = "keyed"
+    config_class = KeyedConfig
 
     def is_configured(self, config):
-        return bool(config["api_key"])
+        return bool(config.api_key)
 
     async def synthesize(self, text, config):
         yield b""
@@ -66,10 +76,17 @@ def settings(data, **env) -> Settings:
     return Settings.from_dict(data, environ=env)
 
 
-def test_blob_is_defaults_merged_with_table_and_env_resolved(host):
+def test_table_is_parsed_into_the_config_class_with_defaults_and_env(host):
     s = settings(
         {
-            "tts": {"provider": "keyed", "keyed": {"voice": "ash", "settings": {"speed": 1.5}}},
+            "tts": {
+                "provider": "keyed",
+                "keyed": {
+                    "voice": "ash",
+                    "settings": {"speed": 1.5},
+                    "base_url": "${VH_TEST_BASE:-https://proxy.example/v1}",
+                },
+            },
             "stt": {"provider": "plain"},
         },
         VH_TEST_KEY="sk-123456789abc",
@@ -77,14 +94,22 @@ def test_blob_is_defaults_merged_with_table_and_env_resolved(host):
     runtime = resolve_providers(s, host, ("stt", "tts"))
     assert runtime.tts.id == "keyed"
     assert runtime.tts.plugin == "vh-test"
-    assert runtime.tts.config == {
-        "api_key": "sk-123456789abc",
-        "voice": "ash",
-        "base_url": "https://vendor.example/v1",
-        "settings": {"speed": 1.5, "style": 0},
-    }
-    assert runtime.stt.config == {}
+    assert runtime.tts.config == KeyedConfig(
+        api_key="sk-123456789abc",
+        voice="ash",
+        base_url="https://proxy.example/v1",
+        settings=KeyedSettings(speed=1.5, style=0),
+    )
+    assert runtime.stt.config == ProviderConfig()
     assert runtime.responder is None
+
+
+def test_a_config_is_frozen_and_built_directly_reads_no_environment(monkeypatch):
+    monkeypatch.setenv("VH_TEST_KEY", "from-env")
+    config = KeyedConfig()
+    assert config.api_key == ""  # only the host reads ${VH_TEST_KEY}
+    with pytest.raises(ValidationError):
+        config.voice = "other"  # type: ignore[misc]
 
 
 def test_unset_variable_needed_by_chosen_provider_names_it(host):
@@ -118,16 +143,33 @@ def test_provider_validation_error_is_reported(host):
     s = settings(
         {"tts": {"provider": "keyed", "keyed": {"settings": {"speed": 9}}}}, VH_TEST_KEY="k"
     )
-    with pytest.raises(ConfigError, match="speed must be within"):
+    with pytest.raises(
+        ConfigError,
+        match=r"plugins\.toml: \[tts\.keyed\] settings\.speed: "
+        r"must be less than or equal to 4, not 9",
+    ):
         resolve_providers(s, host, ("tts",))
+
+
+def test_every_problem_of_a_table_is_reported_at_once(host):
+    s = settings(
+        {"tts": {"provider": "keyed", "keyed": {"voise": "x", "settings": {"style": -1}}}},
+        VH_TEST_KEY="k",
+    )
+    with pytest.raises(ConfigError) as caught:
+        resolve_providers(s, host, ("tts",))
+    assert caught.value.problems == [
+        "plugins.toml: [tts.keyed] settings.style: must be greater than or equal to 0, not -1",
+        "plugins.toml: [tts.keyed] voise: unknown key (did you mean 'voice'?)",
+    ]
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"tts": {"provider": 3}}, "provider must be a provider id string"),
+        ({"tts": {"provider": 3}}, "provider must be a provider id string, not 3"),
         ({"tts": "keyed"}, r"\[tts\] must be a table"),
-        ({"tts": {"provider": "keyed", "keyed": "x"}}, r"\[tts\.keyed\] must be a table"),
+        ({"tts": {"provider": "keyed", "keyed": "x"}}, r"\[tts\] keyed: unknown key"),
     ],
 )
 def test_malformed_tables(host, data, message):

@@ -161,11 +161,12 @@ def test_in_process_registration_matches_entry_points():
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"enabled": ["a"], "disabled": ["b"]}, "not both"),
-        ({"enabled": "a"}, "list of distribution names"),
-        ({"enable": ["a"]}, "unknown key"),
+        ({"enabled": ["a"], "disabled": ["b"]}, r"\]: give enabled = .* not both"),
+        ({"enabled": "a"}, r"\] enabled: must be a valid list, not 'a'"),
+        ({"disabled": ["a", 1]}, r"\] disabled #2: must be a valid string, not 1"),
+        ({"enable": ["a"]}, r"\] enable: unknown key \(did you mean 'enabled'\?\)"),
     ],
 )
 def test_malformed_plugins_table(table, message):
-    with pytest.raises(PluginError, match=message):
+    with pytest.raises(PluginError, match=r"^plugins\.toml: \[plugins" + message):
         PluginSelection.from_config(table, environ={})

@@ -39,12 +39,12 @@ def monologue_audio() -> list[bytes]:
 @pytest.fixture(scope="session")
 def whisper_loaded() -> None:
     """Load the default Whisper model and Silero VAD once for the session."""
-    from voicehost_whisper_stt import parse_config
+    from voicehost_whisper_stt import WhisperConfig
     from voicehost_whisper_stt.engine import get_engine
     from voicehost_whisper_stt.vad import preload
 
     preload()
-    get_engine(parse_config({})).load()
+    get_engine(WhisperConfig()).load()
 
 
 @pytest.fixture

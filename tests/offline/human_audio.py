@@ -183,14 +183,15 @@ def batch_transcribe(ulaw: bytes, config: dict | None = None) -> str:
     """The whole clip decoded at once by the plugin's engine, as a final would be (beam
     search from the config, timestamps on, no prompt), on the same μ-law → 16 kHz path the
     session uses. Blocking; the model must be loaded or loadable."""
-    from voicehost_whisper_stt import parse_config
+    from voicehost.config_model import parse_table
+    from voicehost_whisper_stt import WhisperConfig
     from voicehost_whisper_stt.engine import get_engine
 
-    settings = parse_config(config or {})
+    parsed = parse_table(WhisperConfig, config or {}, table="stt.whisper")
     converter = AudioConverter(MULAW_8K, PCM16_16K)
     pcm = converter.convert(ulaw) + converter.flush()
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
-    result = get_engine(settings).transcribe(
-        audio, language=settings.language, beam_size=settings.beam_size, final=True
+    result = get_engine(parsed).transcribe(
+        audio, language=parsed.language_code, beam_size=parsed.beam_size, final=True
     )
     return result.text

@@ -1,9 +1,9 @@
 """One phone call, end to end, through the real server with the real offline models.
 
 The server is built exactly as ``voicehost serve`` builds it (the shipped ``plugins.toml``:
-``whisper`` + ``piper`` + ``scripted``, chosen by the real plugin host and
-``resolve_providers``; the handler from ``voicehost.conversation.build_call_handler``; call
-records in SQLite), and the :class:`~voicehost.testing.twilio.TwilioSimulator` is the caller.
+``whisper`` + ``piper`` + ``scripted``, loaded and validated by
+``voicehost.app.assembly.load_app_config``, assembled by ``build_serve_app``; call records
+in SQLite), and the :class:`~voicehost.testing.twilio.TwilioSimulator` is the caller.
 Every caller utterance is Piper speech carried as a call carries it (μ-law 8 kHz, 20 ms
 frames), followed by a pause of at least 700 ms.
 
@@ -43,14 +43,13 @@ import pytest_asyncio
 from aiohttp import web
 from offline_helpers import normalise, silence, speech_onset_ms, synthesize_ulaw, wer
 
+from voicehost.app.assembly import build_serve_app, load_app_config, preload_providers
 from voicehost.audio import AudioConverter
-from voicehost.config import Settings, resolve_providers
+from voicehost.config import Settings
 from voicehost.contracts import MULAW_8K, PCM16_16K
 from voicehost.conversation import ResponderCallHandler
-from voicehost.plugins import load_plugin_host
 from voicehost.records import CallStore, read_call
-from voicehost.server import SERVER_KEY, ServerSettings
-from voicehost.server.commands import build_serve_app, preload_providers
+from voicehost.server import SERVER_KEY
 from voicehost.testing.twilio import SimulatedCall, TwilioSimulator
 
 #: The first test also plays the call (the module fixture): ~45 s alone on 2 cores.
@@ -172,16 +171,16 @@ class Line:
 async def line(
     tmp_path_factory: pytest.TempPathFactory, whisper_loaded: None
 ) -> AsyncIterator[Line]:
-    """``voicehost serve``'s wiring (see ``voicehost.server.commands.serve``) on a free port."""
-    settings = settings_for(tmp_path_factory.mktemp("e2e"))
-    server_settings = ServerSettings.from_tables(settings.table("server"), settings.table("twilio"))
-    runtime = resolve_providers(settings, load_plugin_host(settings))
+    """``voicehost serve``'s wiring (see ``voicehost.app.serve``) on a free port."""
+    config = load_app_config(settings=settings_for(tmp_path_factory.mktemp("e2e")))
+    runtime = config.runtime
+    server_settings = config.server
     assert (runtime.stt.id, runtime.tts.id, runtime.responder.id) == (
         "whisper",
         "piper",
         "scripted",
     )
-    app = build_serve_app(runtime, server_settings)
+    app = build_serve_app(config)
     preload_providers(runtime)
     handler = app[SERVER_KEY].handler
     assert isinstance(handler, ResponderCallHandler) and handler.store is not None
@@ -212,10 +211,10 @@ def to_16k(ulaw: bytes) -> np.ndarray:
 
 def transcribe(ulaw: bytes) -> str:
     """The bot's μ-law audio transcribed by the same Whisper model (batch decode)."""
-    from voicehost_whisper_stt import parse_config
+    from voicehost_whisper_stt import WhisperConfig
     from voicehost_whisper_stt.engine import get_engine
 
-    engine = get_engine(parse_config({}))
+    engine = get_engine(WhisperConfig())
     return engine.transcribe(to_16k(ulaw), language="en", beam_size=5).text
 
 
@@ -397,7 +396,7 @@ def test_call_record_lists_the_turns_in_order_with_times(played: PlayedCall) -> 
     record = played.record
     assert record["call_sid"] == played.call.call_sid
     assert record["stream_sid"] == played.call.stream_sid
-    assert record["end_reason"] == "hangup" and record["ended_at"]
+    assert record["end_reason"] == "responder_hangup" and record["ended_at"]
     turns = record["turns"]
     assert [t["seq"] for t in turns] == list(range(1, len(turns) + 1))
     times = [t["at_ms"] for t in turns]

@@ -25,7 +25,7 @@ from offline_helpers import (
 
 from voicehost.contracts import TranscriptionRequest
 from voicehost.errors import ProviderError
-from voicehost_whisper_stt import WhisperProvider, WhisperSession
+from voicehost_whisper_stt import WhisperConfig, WhisperProvider, WhisperSession
 from voicehost_whisper_stt.engine import Transcript, WhisperEngine
 
 pytestmark = pytest.mark.usefixtures("whisper_loaded")
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("whisper_loaded")
 
 async def open_session(recorder: Recorder, **config: object) -> WhisperSession:
     session = WhisperProvider().create_session(
-        TranscriptionRequest(config, recorder.callbacks(), call_sid="CAtest")
+        TranscriptionRequest(WhisperConfig(**config), recorder.callbacks(), call_sid="CAtest")
     )
     await session.connect()
     assert session.connected
@@ -221,7 +221,7 @@ async def test_audio_sent_before_connect_is_kept(
 ) -> None:
     text, audio = caller_utterances[7]
     session = WhisperProvider().create_session(
-        TranscriptionRequest({"partial_interval_ms": 0}, recorder.callbacks())
+        TranscriptionRequest(WhisperConfig(partial_interval_ms=0), recorder.callbacks())
     )
     for start in range(0, len(audio), FRAME):
         session.send_audio(audio[start : start + FRAME])
@@ -253,8 +253,7 @@ async def test_calls_share_one_model_and_each_gets_its_own_transcripts(
 
 
 def test_preload_loads_the_shared_model() -> None:
-    from voicehost_whisper_stt import parse_config
     from voicehost_whisper_stt.engine import get_engine
 
-    WhisperProvider().preload({"beam_size": 2})  # same model key as the default
-    assert get_engine(parse_config({"beam_size": 2})).loaded
+    WhisperProvider().preload(WhisperConfig(beam_size=2))  # same model key as the default
+    assert get_engine(WhisperConfig(beam_size=2)).loaded

@@ -1,5 +1,6 @@
 """Fixtures for the call-server tests: a real server on 127.0.0.1 with fake providers
-registered through the real plugin host, and a Twilio simulator pointed at it.
+registered through the real plugin host, run by the production runner
+(:func:`voicehost.server.make_runner`), and a Twilio simulator pointed at it.
 
 The server believes it sits behind a TLS proxy: ``public_url`` is
 ``https://voice.example.test`` while it listens on ``http://127.0.0.1:<port>``, exactly as in
@@ -14,11 +15,20 @@ from typing import Any
 import attrs
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from voicehost.config import Settings, resolve_providers
+from voicehost.config import Settings, parse_settings_table, resolve_providers
 from voicehost.plugins import PluginHost
-from voicehost.server import SERVER_KEY, CallHandler, CallServer, ServerSettings, build_app
+from voicehost.server import (
+    SERVER_KEY,
+    CallHandler,
+    CallServer,
+    LiveCallState,
+    MemoryLiveState,
+    ServerSettings,
+    TwilioSettings,
+    build_app,
+    make_runner,
+)
 from voicehost.testing.providers import FakeProvidersPlugin
 from voicehost.testing.twilio import TwilioSimulator
 
@@ -34,15 +44,31 @@ class Harness:
     app: web.Application
     plugin: FakeProvidersPlugin
     settings: ServerSettings
-    test_server: TestServer
+    twilio: TwilioSettings
+    runner: web.AppRunner
 
     @property
     def server(self) -> CallServer:
         return self.app[SERVER_KEY]
 
+    @property
+    def live(self) -> MemoryLiveState:
+        """The server's in-memory live state (tokens, webhook call data, live calls)."""
+        live = self.server.live
+        assert isinstance(live, MemoryLiveState)
+        return live
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    async def close(self) -> None:
+        """Stop the server (app shutdown: every call ends)."""
+        await self.runner.cleanup()
+
     def simulator(self, **kwargs: Any) -> TwilioSimulator:
         """A simulator signing with the server's token over its public URL."""
-        kwargs.setdefault("auth_token", self.settings.auth_token or None)
+        kwargs.setdefault("auth_token", self.twilio.auth_token or None)
         kwargs.setdefault("public_url", self.settings.public_url)
         return TwilioSimulator(self.base_url, **kwargs)
 
@@ -53,8 +79,9 @@ MakeServer = Callable[..., Awaitable[Harness]]
 @pytest.fixture
 async def make_server() -> AsyncIterator[MakeServer]:
     """``await make_server(handler=..., stt="fake", stt_config={...}, tts_config={...},
-    **server_settings)`` starts a server; all are stopped at the end of the test."""
-    started: list[TestServer] = []
+    twilio={...}, live=..., **server_settings)`` starts a server; all are stopped at the end
+    of the test."""
+    started: list[web.AppRunner] = []
 
     async def make(
         *,
@@ -64,6 +91,7 @@ async def make_server() -> AsyncIterator[MakeServer]:
         stt_config: dict[str, Any] | None = None,
         tts_config: dict[str, Any] | None = None,
         twilio: dict[str, Any] | None = None,
+        live: LiveCallState | None = None,
         **server: Any,
     ) -> Harness:
         plugin = FakeProvidersPlugin()
@@ -82,19 +110,27 @@ async def make_server() -> AsyncIterator[MakeServer]:
             kinds.append("tts")
         config = Settings.from_dict(document, environ={})
         runtime = resolve_providers(config, host, tuple(kinds))  # type: ignore[arg-type]
-        settings = ServerSettings.from_tables(
-            config.table("server"), config.table("twilio"), environ={}
+        settings = parse_settings_table(config, ServerSettings, "server")
+        twilio_settings = parse_settings_table(config, TwilioSettings, "twilio")
+        app = build_app(
+            settings,
+            twilio=twilio_settings,
+            stt=runtime.stt,
+            tts=runtime.tts,
+            handler=handler,
+            live=live,
         )
-        app = build_app(settings, stt=runtime.stt, tts=runtime.tts, handler=handler)
-        test_server = TestServer(app, host="127.0.0.1")
-        await test_server.start_server()
-        started.append(test_server)
-        base_url = str(test_server.make_url("")).rstrip("/")
-        return Harness(base_url, app, plugin, settings, test_server)
+        runner = make_runner(app, shutdown_timeout=5.0)
+        await runner.setup()
+        started.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        base_url = f"http://127.0.0.1:{port}"
+        return Harness(base_url, app, plugin, settings, twilio_settings, runner)
 
     yield make
-    for test_server in started:
-        await test_server.close()
+    for runner in started:
+        await runner.cleanup()
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ async def test_app_shutdown_ends_every_call(make_server):
     async with h.simulator() as sim:
         call = await sim.start_call()
         await handler.wait_for("start")
-        await h.test_server.close()
+        await h.close()
         assert await call.wait_closed() in (1001, 1006)
     assert handler.events[-1][0] == "end"
     assert handler.events[-1][2] == "shutdown"

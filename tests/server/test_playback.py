@@ -22,7 +22,7 @@ from voicehost.server.playback import (
     PlaybackQueueFull,
     ReplyStatus,
 )
-from voicehost.testing.providers import FakeSpeechProvider, tone
+from voicehost.testing.providers import FakeSpeechProvider, FakeTTSConfig, tone
 
 SID = "MZ" + "0" * 32
 
@@ -66,7 +66,7 @@ def make_playback(config=None, *, clock=None, lead_ms=100, mark_timeout_ms=2000,
     channel = OutboundChannel(sink.send, lambda: 0, 1 << 30, lambda _n: None)
     channel.start()
     provider = FakeSpeechProvider()
-    cfg = {**FakeSpeechProvider.default_config, **(config or {})}
+    cfg = FakeTTSConfig.model_validate(config or {})
     kwargs = {}
     if clock is not None:
         kwargs = {"clock": clock, "sleep": clock.sleep}
@@ -137,7 +137,7 @@ async def test_underrun_reanchors_instead_of_bursting():
     sink = Sink()
     channel = OutboundChannel(sink.send, lambda: 0, 1 << 30, lambda _n: None)
     channel.start()
-    playback = Playback(channel, SID, SlowStart(), {}, clock=clock, sleep=clock.sleep)
+    playback = Playback(channel, SID, SlowStart(), FakeTTSConfig(), clock=clock, sleep=clock.sleep)
     playback.frame_times = []
     reply = playback.say("x")
     await _until(lambda: reply.frames_sent >= 20 and playback._active is None)
@@ -215,7 +215,7 @@ async def test_barge_in_cancels_playing_and_queued_and_sends_clear_first():
     await asyncio.wait_for(_until(lambda: not playback.speaking), 1)
     assert not playback.barge_in()  # nothing left to clear: no second clear
     # and playback goes on afterwards
-    playback.config["seconds"] = 0.1
+    playback.config = playback.config.model_copy(update={"seconds": 0.1})
     after = playback.say("after")
     await asyncio.wait_for(_until(lambda: bool(playback._awaiting_mark)), 5)
     playback.on_mark(after.mark_name)
@@ -234,7 +234,7 @@ async def test_barge_in_purges_unsent_frames_and_cancels_awaited_marks():
     channel = OutboundChannel(stuck_send, lambda: 0, 1 << 30, lambda _n: None)
     channel.start()
     provider = FakeSpeechProvider()
-    playback = Playback(channel, SID, provider, {"seconds": 0.1}, lead_ms=10_000)
+    playback = Playback(channel, SID, provider, FakeTTSConfig(seconds=0.1), lead_ms=10_000)
     reply = playback.say("x")
     await asyncio.wait_for(_until(lambda: bool(playback._awaiting_mark)), 5)
     assert playback.barge_in()
@@ -253,7 +253,7 @@ async def test_tts_failure_fails_the_reply_and_playback_goes_on():
     with pytest.raises(ProviderError, match="dropped"):
         await bad
     assert bad.status is ReplyStatus.FAILED
-    playback.config["fail_after_chunks"] = None
+    playback.config = playback.config.model_copy(update={"fail_after_chunks": None})
     good = playback.say("fine")
     await asyncio.wait_for(_until(lambda: bool(playback._awaiting_mark)), 5)
     playback.on_mark(good.mark_name)

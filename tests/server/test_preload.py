@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from voicehost import ProviderError
+from voicehost.app.assembly import preload_providers
 from voicehost.config import ProviderChoice, RuntimeConfig, Settings
-from voicehost.server.commands import preload_providers
 
 
 class Loader:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from voicehost.app.serve import check_bind
 from voicehost.cli import cli
 from voicehost.errors import ConfigError
-from voicehost.server import ServerSettings
-from voicehost.server.commands import check_bind, is_loopback
+from voicehost.server import TwilioSettings
+from voicehost.server.settings import is_loopback
 from voicehost.testing.providers import tone
 from voicehost.testing.twilio import TwilioSimulator, random_sid
 
@@ -118,9 +119,13 @@ async def start_serve(tmp_path):
     _install_fake_plugin(tmp_path)
 
     async def start(
-        grace_s: float = 10.0, token: str | None = TOKEN, public_url: str | None = PUBLIC
+        grace_s: float = 10.0,
+        token: str | None = TOKEN,
+        public_url: str | None = PUBLIC,
+        extra_env: dict[str, str] | None = None,
     ) -> Serve:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VOICEHOST_", "TWILIO_"))}
+        env.update(extra_env or {})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -223,6 +228,52 @@ async def test_without_a_token_serve_warns_and_skips_signatures(start_serve):
     assert await serve.wait(15) == 0
 
 
+async def test_start_up_prints_the_webhook_url_to_paste_into_twilio(start_serve):
+    serve = await start_serve()
+    assert f"Twilio voice webhook (POST): {PUBLIC}/voice/webhook" in "\n".join(serve.lines)
+    serve.proc.send_signal(signal.SIGTERM)
+    assert await serve.wait(15) == 0
+
+
+async def test_voicehost_public_url_overrides_the_file(start_serve):
+    other = "https://other.example.test/bot"
+    serve = await start_serve(extra_env={"VOICEHOST_PUBLIC_URL": other})
+    assert f"Twilio voice webhook (POST): {other}/voice/webhook" in "\n".join(serve.lines)
+    async with serve.simulator(public_url=other) as sim:
+        call = await sim.start_call()  # signed over the overriding URL: accepted
+        assert call.stream_url == "wss://other.example.test/bot/voice/stream"
+        await call.stop()
+    serve.proc.send_signal(signal.SIGTERM)
+    assert await serve.wait(15) == 0
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_bad_port_is_a_clean_error(tmp_path, monkeypatch, port):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["serve", "--port", port])
+    assert result.exit_code == 2
+    assert "--port" in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_bad_public_url_is_a_clean_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VOICEHOST_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--port", "0", "--public-url", "ftp://x"])
+    assert result.exit_code == 1
+    assert "--public-url must be an http(s) URL" in result.output
+
+
+def test_non_loopback_bind_with_a_token_needs_a_public_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "secret")
+    monkeypatch.delenv("VOICEHOST_CONFIG", raising=False)
+    monkeypatch.delenv("VOICEHOST_PUBLIC_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "0"])
+    assert result.exit_code == 1
+    assert "--public-url" in result.output and "VOICEHOST_PUBLIC_URL" in result.output
+
+
 async def _until_draining(sim: TwilioSimulator, base_url: str) -> None:
     while True:
         resp = await sim.session.get(base_url + "/healthz")
@@ -242,11 +293,13 @@ def test_non_loopback_bind_without_token_is_refused(tmp_path, monkeypatch):
 
 
 def test_check_bind():
-    no_token = ServerSettings()
-    check_bind("127.0.0.1", no_token)
-    check_bind("::1", no_token)
-    check_bind("localhost", no_token)
+    no_token = TwilioSettings()
+    check_bind("127.0.0.1", no_token, public_url_set=False)
+    check_bind("::1", no_token, public_url_set=False)
+    check_bind("localhost", no_token, public_url_set=False)
     with pytest.raises(ConfigError, match="refusing"):
-        check_bind("192.0.2.10", no_token)
-    check_bind("0.0.0.0", ServerSettings(auth_token="x"))
+        check_bind("192.0.2.10", no_token, public_url_set=True)
+    check_bind("0.0.0.0", TwilioSettings(auth_token="x"), public_url_set=True)
+    with pytest.raises(ConfigError, match="--public-url"):
+        check_bind("0.0.0.0", TwilioSettings(auth_token="x"), public_url_set=False)
     assert is_loopback("127.0.0.2") and not is_loopback("example.com")

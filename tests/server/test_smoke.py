@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from voicehost.testing.handlers import RecordingHandler
-from voicehost.testing.providers import tone
+from voicehost.testing.providers import FakeTTSConfig, tone
 
 
 async def test_call_end_to_end(make_server):
     handler = RecordingHandler(greeting="Hello there")
     h = await make_server(handler=handler)
-    expected = h.plugin.tts.audio_for("Hello there", {"ms_per_char": 20})
+    expected = h.plugin.tts.audio_for("Hello there", FakeTTSConfig(ms_per_char=20))
     async with h.simulator(speed=4.0) as sim:
         call = await sim.start_call()
         session = await h.plugin.stt.wait_for_session()

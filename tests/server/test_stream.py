@@ -9,7 +9,7 @@ from voicehost.audio import AudioConverter
 from voicehost.contracts import MULAW_8K, PCM16_16K
 from voicehost.server import CallHandler
 from voicehost.testing.handlers import RecordingHandler
-from voicehost.testing.providers import tone
+from voicehost.testing.providers import FakeTTSConfig, tone
 
 
 async def test_start_creates_the_call_with_webhook_data_and_custom_parameters(make_server):
@@ -28,7 +28,7 @@ async def test_start_creates_the_call_with_webhook_data_and_custom_parameters(ma
         assert session.request.call_sid == call.call_sid
         assert session.request.stream_sid == call.stream_sid
         assert session.request.input_format == MULAW_8K
-        assert session.config["fail_connect"] is False  # the provider's config blob
+        assert session.config.fail_connect is False  # the provider's config blob
         health = await (await sim.session.get(h.base_url + "/healthz")).json()
         assert health["active_calls"] == 1
         await call.stop()
@@ -192,7 +192,7 @@ async def test_stt_connect_failure_keeps_the_call_up_and_playback_works(make_ser
     caplog.set_level(logging.WARNING)
     handler = RecordingHandler(greeting="still talking")
     h = await make_server(handler=handler, stt_config={"fail_connect": True})
-    expected = h.plugin.tts.audio_for("still talking", {"ms_per_char": 20})
+    expected = h.plugin.tts.audio_for("still talking", FakeTTSConfig(ms_per_char=20))
     async with h.simulator(speed=5) as sim:
         call = await sim.start_call()
         session = await h.plugin.stt.wait_for_session()

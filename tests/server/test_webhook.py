@@ -34,7 +34,7 @@ async def test_valid_signature_gets_connect_stream_twiml_with_a_token(harness):
     token = stream_params["token"]
     assert len(token) == 22  # 16 random bytes, url-safe base64 without padding
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-    record = harness.server.records[params["CallSid"]]
+    record = await harness.live.get_call(params["CallSid"])
     assert (record.from_, record.to, record.direction) == (
         "+15005550006",
         "+15005550001",
@@ -54,15 +54,15 @@ async def test_wrong_signature_is_403_and_nothing_happens(harness):
         params, reply = await _webhook(sim, signature="bm90IGEgc2lnbmF0dXJl")
     assert reply.status == 403
     assert "Connect" not in reply.text
-    assert params["CallSid"] not in harness.server.records
-    assert len(harness.server.tokens) == 0
+    assert await harness.live.get_call(params["CallSid"]) is None
+    assert len(harness.live.tokens) == 0
 
 
 async def test_missing_signature_is_403(harness):
     async with harness.simulator() as sim:
         _, reply = await _webhook(sim, signature=False)
     assert reply.status == 403
-    assert len(harness.server.tokens) == 0
+    assert len(harness.live.tokens) == 0
 
 
 async def test_signature_from_another_token_is_403(harness):
@@ -158,7 +158,7 @@ async def test_skip_signature_verification_warns_at_startup_and_per_request(make
 
 async def test_without_auth_token_signatures_are_not_checked(make_server):
     h = await make_server(twilio={})
-    assert not h.settings.verify_signatures
+    assert not h.twilio.verify_signatures
     async with h.simulator(auth_token=None) as sim:
         _, reply = await _webhook(sim, signature=False)
     assert reply.status == 200
@@ -174,7 +174,7 @@ async def test_status_callback_updates_the_call_state(make_server):
         reply = await sim.post_status(call.call_sid, "in-progress")
         assert reply.status == 204
         assert live.status == "in-progress"
-        assert h.server.records[call.call_sid].status == "in-progress"
+        assert (await h.live.get_call(call.call_sid)).status == "in-progress"
         reply = await sim.post_status(call.call_sid, "completed", CallDuration="3")
         assert reply.status == 204
         assert await call.wait_closed() == 1000
@@ -187,11 +187,11 @@ async def test_status_callback_updates_the_call_state(make_server):
 async def test_status_callback_before_the_stream_revokes_the_token(harness):
     async with harness.simulator() as sim:
         params, _ = await _webhook(sim)
-        assert len(harness.server.tokens) == 1
+        assert len(harness.live.tokens) == 1
         status = await sim.post_status(params["CallSid"], "no-answer")
         assert status.status == 204
-        assert len(harness.server.tokens) == 0
-        assert params["CallSid"] not in harness.server.records
+        assert len(harness.live.tokens) == 0
+        assert await harness.live.get_call(params["CallSid"]) is None
 
 
 async def test_status_callback_needs_a_valid_signature(harness):

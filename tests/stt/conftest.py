@@ -25,9 +25,9 @@ from fakes.deepgram import FakeDeepgram  # noqa: E402
 from fakes.openai_realtime import FakeOpenAIRealtime  # noqa: E402
 from fakes.stt_audio import silence, utterance  # noqa: E402
 
-from voicehost.contracts import TranscriptionCallbacks  # noqa: E402
-from voicehost_deepgram_stt import DEFAULT_CONFIG as DEEPGRAM_DEFAULTS  # noqa: E402
-from voicehost_openai_stt import DEFAULT_CONFIG as OPENAI_DEFAULTS  # noqa: E402
+from voicehost import TranscriptionCallbacks  # noqa: E402
+from voicehost_deepgram_stt import DeepgramSTTConfig  # noqa: E402
+from voicehost_openai_stt import OpenAISTTConfig  # noqa: E402
 
 #: Resilience knobs small enough for tests (the defaults wait 1 s, 2 s, 4 s … between tries).
 FAST = {
@@ -131,9 +131,9 @@ async def openai_fake(clips: Clips) -> AsyncIterator[FakeOpenAIRealtime]:
 
 
 @pytest.fixture
-def openai_config(openai_fake: FakeOpenAIRealtime) -> dict[str, Any]:
-    """The ``openai`` provider's resolved config blob, pointed at the fake."""
-    return {**OPENAI_DEFAULTS, "api_key": "sk-test", "base_url": openai_fake.base_url, **FAST}
+def openai_config(openai_fake: FakeOpenAIRealtime) -> OpenAISTTConfig:
+    """The ``openai`` provider's parsed config, pointed at the fake."""
+    return OpenAISTTConfig(api_key="sk-test", base_url=openai_fake.base_url, **FAST)
 
 
 @pytest.fixture
@@ -145,9 +145,9 @@ async def deepgram_fake(clips: Clips) -> AsyncIterator[FakeDeepgram]:
 
 
 @pytest.fixture
-def deepgram_config(deepgram_fake: FakeDeepgram) -> dict[str, Any]:
-    """The ``deepgram`` provider's resolved config blob, pointed at the fake."""
-    return {**DEEPGRAM_DEFAULTS, "api_key": "dg-test", "base_url": deepgram_fake.base_url, **FAST}
+def deepgram_config(deepgram_fake: FakeDeepgram) -> DeepgramSTTConfig:
+    """The ``deepgram`` provider's parsed config, pointed at the fake."""
+    return DeepgramSTTConfig(api_key="dg-test", base_url=deepgram_fake.base_url, **FAST)
 
 
 async def _speak(session: Any, audio: bytes, frame: int = 160) -> None:
@@ -192,6 +192,7 @@ class CallServerHarness:
     base_url: str
     app: Any
     tts: Any
+    tts_config: Any
     settings: Any
 
     @property
@@ -220,9 +221,9 @@ async def call_server() -> AsyncIterator[Callable[..., Any]]:
     through the plugin's ``${VAR}`` default). Stopped at the end of the test."""
     from aiohttp.test_utils import TestServer
 
-    from voicehost.config import Settings, resolve_providers
+    from voicehost.config import Settings, parse_settings_table, resolve_providers
     from voicehost.plugins import load_plugin_host
-    from voicehost.server import ServerSettings, build_app
+    from voicehost.server import ServerSettings, TwilioSettings, build_app
     from voicehost.testing.providers import FakeProvidersPlugin
 
     started: list[Any] = []
@@ -249,15 +250,21 @@ async def call_server() -> AsyncIterator[Callable[..., Any]]:
         fakes = FakeProvidersPlugin()
         host.register(fakes, name="voicehost-test-fakes")
         runtime = resolve_providers(settings, host, ("stt", "tts"))
-        server_settings = ServerSettings.from_tables(
-            settings.table("server"), settings.table("twilio"), environ={}
+        server_settings = parse_settings_table(settings, ServerSettings, "server")
+        twilio_settings = parse_settings_table(settings, TwilioSettings, "twilio")
+        app = build_app(
+            server_settings,
+            twilio=twilio_settings,
+            stt=runtime.stt,
+            tts=runtime.tts,
+            handler=handler,
         )
-        app = build_app(server_settings, stt=runtime.stt, tts=runtime.tts, handler=handler)
         test_server = TestServer(app, host="127.0.0.1")
         await test_server.start_server()
         started.append(test_server)
         base_url = str(test_server.make_url("")).rstrip("/")
-        return CallServerHarness(base_url, app, fakes.tts, server_settings)
+        assert runtime.tts is not None
+        return CallServerHarness(base_url, app, fakes.tts, runtime.tts.config, server_settings)
 
     yield make
     for test_server in started:

@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 from fakes.stt_audio import silence
 
-from voicehost.contracts import TranscriptionRequest
-from voicehost.errors import ProviderAuthError, ProviderError
-from voicehost_deepgram_stt import DeepgramTranscriptionProvider
+from voicehost import ProviderAuthError, ProviderError, TranscriptionRequest
+from voicehost_deepgram_stt import DeepgramSTTConfig, DeepgramTranscriptionProvider
 
 #: A reconnect backoff long enough for a test to act while the socket is down.
 WINDOW = {"reconnect_base_delay_s": 0.5}
 
 
-def make_session(config: dict[str, Any], recorder: Any) -> Any:
+def make_session(config: DeepgramSTTConfig, recorder: Any, **changes: Any) -> Any:
+    """A session of a fresh provider for ``config`` with ``changes`` (validated again)."""
+    if changes:
+        config = DeepgramSTTConfig.model_validate({**config.model_dump(), **changes})
     provider = DeepgramTranscriptionProvider()
     request = TranscriptionRequest(config=config, callbacks=recorder.callbacks, call_sid="CA2")
     return provider.create_session(request)
@@ -26,8 +28,7 @@ def make_session(config: dict[str, Any], recorder: Any) -> Any:
 async def test_query_headers_and_binary_audio(
     deepgram_fake, deepgram_config, recorder, clips, speak
 ):
-    config = {**deepgram_config, "keywords": ["Voicehost", "table for two"]}
-    session = make_session(config, recorder)
+    session = make_session(deepgram_config, recorder, keywords=["Voicehost", "table for two"])
     await session.connect()
     await speak(session, clips.spoken("hello"))
     await recorder.wait_for(lambda: recorder.finals)
@@ -101,7 +102,7 @@ async def test_keepalive_on_silence_keeps_an_idle_socket_open(
     deepgram_fake, deepgram_config, recorder
 ):
     deepgram_fake.idle_timeout_s = 1.0
-    session = make_session({**deepgram_config, "keepalive_interval_s": 0.1}, recorder)
+    session = make_session(deepgram_config, recorder, keepalive_interval_s=0.1)
     await session.connect()
     conn = deepgram_fake.current
     await deepgram_fake.wait_for(lambda: len(conn.texts("KeepAlive")) >= 15)  # > 1 s idle
@@ -114,7 +115,7 @@ async def test_keepalive_on_silence_keeps_an_idle_socket_open(
 async def test_keepalive_only_when_audio_stops(deepgram_fake, deepgram_config, recorder):
     """Audio every 50 ms keeps a 0.5 s keep-alive timer from firing; once audio stops, a
     ``KeepAlive`` follows."""
-    session = make_session({**deepgram_config, "keepalive_interval_s": 0.5}, recorder)
+    session = make_session(deepgram_config, recorder, keepalive_interval_s=0.5)
     await session.connect()
     conn = deepgram_fake.current
     for _ in range(20):  # 1 s of wall time, a frame each 50 ms (the caller's pacing)
@@ -149,7 +150,7 @@ async def test_close_sends_finalize_then_closestream_and_reports_last_words(
 
 
 async def test_401_is_an_auth_error_never_retried(deepgram_fake, deepgram_config, recorder):
-    session = make_session({**deepgram_config, "api_key": "dg-wrong"}, recorder)
+    session = make_session(deepgram_config, recorder, api_key="dg-wrong")
     with pytest.raises(ProviderAuthError) as caught:
         await session.connect()
     assert caught.value.provider == "deepgram"
@@ -175,7 +176,7 @@ async def test_vendor_error_message_reaches_on_error(deepgram_fake, deepgram_con
 async def test_reconnect_after_abrupt_close_loses_no_audio(
     deepgram_fake, deepgram_config, recorder, clips, speak, eventually
 ):
-    session = make_session({**deepgram_config, **WINDOW}, recorder)
+    session = make_session(deepgram_config, recorder, **WINDOW)
     await session.connect()
     first = clips.spoken("hello")
     await speak(session, first)
@@ -206,7 +207,7 @@ async def test_drop_mid_utterance_after_scripted_byte_count(
     """The fake cuts the socket on its own once it has 1 s of audio; the session reconnects
     and everything sent after the drop was noticed still arrives, in order."""
     deepgram_fake.drop_after_bytes = 8000
-    session = make_session({**deepgram_config, **WINDOW}, recorder)
+    session = make_session(deepgram_config, recorder, **WINDOW)
     await session.connect()
     await speak(session, silence(1000))
     await deepgram_fake.wait_for(lambda: not deepgram_fake.connections[0].open)
@@ -225,8 +226,9 @@ async def test_idle_timeout_without_keepalive_is_survived_by_reconnecting(
     """With keep-alive off, the fake closes the idle socket (1011 NET-0001), as Deepgram does
     after ~10 s; the session reconnects and the call's next words still arrive."""
     deepgram_fake.idle_timeout_s = 0.2
-    config = {**deepgram_config, "keepalive_interval_s": 0, "reconnect_base_delay_s": 0.3}
-    session = make_session(config, recorder)
+    session = make_session(
+        deepgram_config, recorder, keepalive_interval_s=0, reconnect_base_delay_s=0.3
+    )
     await session.connect()
     await deepgram_fake.wait_for(lambda: deepgram_fake.connections[0].close_code == 1011)
     deepgram_fake.idle_timeout_s = None  # before the reconnect, 0.3 s later

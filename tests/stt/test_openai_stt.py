@@ -8,15 +8,24 @@ from typing import Any
 import pytest
 from fakes.stt_audio import silence
 
-from voicehost.contracts import TranscriptionRequest
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
-from voicehost_openai_stt import OpenAITranscriptionProvider
+from voicehost import (
+    PCM16_16K,
+    ConfigError,
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    TranscriptionRequest,
+)
+from voicehost_openai_stt import OpenAISTTConfig, OpenAITranscriptionProvider
 
 #: A reconnect backoff long enough for a test to act while the socket is down.
 WINDOW = {"reconnect_base_delay_s": 0.5}
 
 
-def make_session(config: dict[str, Any], recorder: Any) -> Any:
+def make_session(config: OpenAISTTConfig, recorder: Any, **changes: Any) -> Any:
+    """A session of a fresh provider for ``config`` with ``changes`` (validated again)."""
+    if changes:
+        config = OpenAISTTConfig.model_validate({**config.model_dump(), **changes})
     provider = OpenAITranscriptionProvider()
     request = TranscriptionRequest(config=config, callbacks=recorder.callbacks, call_sid="CA1")
     return provider.create_session(request)
@@ -44,8 +53,7 @@ async def test_speech_start_partials_and_final(openai_fake, openai_config, recor
 
 
 async def test_session_update_shape_and_auth(openai_fake, openai_config, recorder, clips):
-    config = {**openai_config, "language": "en", "prompt": "restaurant booking"}
-    session = make_session(config, recorder)
+    session = make_session(openai_config, recorder, language="en", prompt="restaurant booking")
     await session.connect()
     await session.close()
 
@@ -78,12 +86,9 @@ async def test_session_update_shape_and_auth(openai_fake, openai_config, recorde
 
 
 async def test_semantic_vad_and_no_noise_reduction(openai_fake, openai_config, recorder):
-    config = {
-        **openai_config,
-        "turn_detection": {**openai_config["turn_detection"], "type": "semantic_vad"},
-        "noise_reduction": "none",
-    }
-    session = make_session(config, recorder)
+    session = make_session(
+        openai_config, recorder, turn_detection={"type": "semantic_vad"}, noise_reduction="none"
+    )
     await session.connect()
     await session.close()
     (update,) = openai_fake.current.texts("session.update")
@@ -130,7 +135,7 @@ async def test_refused_session_update_is_reported_with_vendor_code(
 
 
 async def test_401_is_an_auth_error_never_retried(openai_fake, openai_config, recorder):
-    session = make_session({**openai_config, "api_key": "sk-wrong"}, recorder)
+    session = make_session(openai_config, recorder, api_key="sk-wrong")
     with pytest.raises(ProviderAuthError) as caught:
         await session.connect()
     assert caught.value.provider == "openai"
@@ -164,7 +169,7 @@ async def test_error_and_failed_transcription_reach_on_error(
 async def test_reconnect_after_abrupt_close_loses_no_audio(
     openai_fake, openai_config, recorder, clips, speak, eventually
 ):
-    session = make_session({**openai_config, **WINDOW}, recorder)
+    session = make_session(openai_config, recorder, **WINDOW)
     await session.connect()
     first = clips.spoken("hello")
     await speak(session, first)
@@ -196,7 +201,7 @@ async def test_reconnect_after_abrupt_close_loses_no_audio(
 async def test_reconnect_buffer_keeps_the_newest_two_seconds(
     openai_fake, openai_config, recorder, clips, eventually
 ):
-    session = make_session({**openai_config, **WINDOW}, recorder)
+    session = make_session(openai_config, recorder, **WINDOW)
     await session.connect()
     openai_fake.drop()
     await eventually(lambda: session.state == "reconnecting")
@@ -212,15 +217,20 @@ async def test_reconnect_buffer_keeps_the_newest_two_seconds(
 
 
 async def test_bad_input_format_is_refused(openai_config, recorder):
-    from voicehost.contracts import PCM16_16K
-    from voicehost.errors import ConfigError
-
     provider = OpenAITranscriptionProvider()
     request = TranscriptionRequest(
         config=openai_config, callbacks=recorder.callbacks, input_format=PCM16_16K
     )
     with pytest.raises(ConfigError, match="mulaw"):
         provider.create_session(request)
+
+
+def test_a_raw_table_is_not_a_config(recorder):
+    """The host hands sessions the parsed config; a dict is a programming error."""
+    table: Any = {"api_key": "sk"}
+    request = TranscriptionRequest(config=table, callbacks=recorder.callbacks)
+    with pytest.raises(TypeError, match="OpenAISTTConfig"):
+        OpenAITranscriptionProvider().create_session(request)
 
 
 async def test_close_waits_for_a_committed_utterance(

@@ -107,7 +107,7 @@ async def test_call_goes_on_without_stt_when_reconnecting_fails(
         await call.play(clips.spoken("hello"))  # no STT any more; nothing breaks
         reply = h.call(call.call_sid).say("Sorry, I cannot hear you, but I can still talk.")
         await reply
-        expected = h.tts.audio_for("Sorry, I cannot hear you, but I can still talk.", {})
+        expected = h.tts.audio_for("Sorry, I cannot hear you, but I can still talk.", h.tts_config)
         audio = await call.wait_for_audio(len(expected))
         await call.stop()
         await handler.wait_for("end")
@@ -122,7 +122,7 @@ async def test_bad_key_at_call_start_keeps_the_call_up(vendor, call_server, clip
     h = await call_server(name, fake, handler=handler, stt={"api_key": "wrong-key"})
     async with h.simulator(speed=SPEED) as sim:
         call = await sim.start_call()
-        expected = h.tts.audio_for("Hello", {})
+        expected = h.tts.audio_for("Hello", h.tts_config)
         await call.wait_for_audio(len(expected))
         await call.play(clips.spoken("hello"))
         await call.stop()

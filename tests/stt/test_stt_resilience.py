@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 
-from voicehost.contracts import TranscriptionRequest
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
+from voicehost import (
+    ProviderAuthError,
+    ProviderConnectionError,
+    ProviderError,
+    TranscriptionRequest,
+)
 from voicehost_deepgram_stt import DeepgramTranscriptionProvider
 from voicehost_openai_stt import OpenAITranscriptionProvider
 
@@ -16,7 +20,7 @@ PROVIDERS = {"openai": OpenAITranscriptionProvider, "deepgram": DeepgramTranscri
 
 
 @pytest.fixture(params=sorted(PROVIDERS))
-def vendor(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any], Any]:
+def vendor(request: pytest.FixtureRequest) -> tuple[Any, Any, Any]:
     """(fake, config, provider) for each cloud STT vendor."""
     name = request.param
     fake = request.getfixturevalue(f"{name}_fake")
@@ -24,9 +28,10 @@ def vendor(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any], Any]:
     return fake, config, PROVIDERS[name]()
 
 
-def open_session(vendor: tuple[Any, dict[str, Any], Any], recorder: Any, **config: Any) -> Any:
+def open_session(vendor: tuple[Any, Any, Any], recorder: Any, **changes: Any) -> Any:
     _, base, provider = vendor
-    request = TranscriptionRequest(config={**base, **config}, callbacks=recorder.callbacks)
+    config = type(base).model_validate({**base.model_dump(), **changes})
+    request = TranscriptionRequest(config=config, callbacks=recorder.callbacks)
     return provider.create_session(request)
 
 

@@ -1,36 +1,36 @@
 """voicehost.stt_stream: the shared queue / keep-alive / reconnect / close logic, on an
-in-memory vendor (no sockets), plus its config and URL helpers."""
+in-memory vendor (no sockets), plus its config class and URL helpers."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-import attrs
 import pytest
 
-from voicehost.contracts import TranscriptionRequest
-from voicehost.errors import (
+from voicehost import (
     ConfigError,
     ProviderAuthError,
     ProviderConnectionError,
     ProviderError,
-)
-from voicehost.provider_config import websocket_url
-from voicehost.stt_stream import (
+    StreamingConfig,
+    StreamingTranscriptionProvider,
     StreamingTranscriptionSession,
-    StreamSettings,
-    http_status_of,
-    upgrade_error,
+    TranscriptionCallbacks,
+    TranscriptionRequest,
+    TranscriptionSession,
+    websocket_url,
 )
+from voicehost.config_model import parse_table
+from voicehost.stt_stream import http_status_of, upgrade_error
 
-FAST = StreamSettings(
-    reconnect_attempts=3,
-    reconnect_base_delay_s=0.01,
-    reconnect_max_delay_s=0.05,
-    send_timeout_s=0.2,
-    close_timeout_s=1.0,
-)
+FAST = {
+    "reconnect_attempts": 3,
+    "reconnect_base_delay_s": 0.01,
+    "reconnect_max_delay_s": 0.05,
+    "send_timeout_s": 0.2,
+    "close_timeout_s": 1.0,
+}
 
 
 class MemoryVendor:
@@ -52,12 +52,12 @@ class MemoryVendor:
                 await self.changed.wait()
 
 
-class MemorySession(StreamingTranscriptionSession):
+class MemorySession(StreamingTranscriptionSession[StreamingConfig]):
     provider_id = "memory"
     max_send_bytes = 480
 
     def __init__(self, request: TranscriptionRequest, vendor: MemoryVendor, **settings: Any):
-        super().__init__(request, attrs.evolve(FAST, **settings))
+        super().__init__(request, StreamingConfig.model_validate({**FAST, **settings}))
         self.vendor = vendor
         self.keepalives = 0
 
@@ -94,7 +94,9 @@ def vendor() -> MemoryVendor:
 
 def session_for(vendor: MemoryVendor, recorder: Any, **settings: Any) -> MemorySession:
     return MemorySession(
-        TranscriptionRequest(config={}, callbacks=recorder.callbacks), vendor, **settings
+        TranscriptionRequest(config=StreamingConfig(), callbacks=recorder.callbacks),
+        vendor,
+        **settings,
     )
 
 
@@ -187,10 +189,8 @@ async def test_callback_exceptions_do_not_break_the_stream(vendor):
         calls.append(text)
         raise RuntimeError("app bug")
 
-    from voicehost.contracts import TranscriptionCallbacks
-
     request = TranscriptionRequest(
-        config={}, callbacks=TranscriptionCallbacks(on_transcript=broken)
+        config=StreamingConfig(), callbacks=TranscriptionCallbacks(on_transcript=broken)
     )
     session = MemorySession(request, vendor)
     await session.connect()
@@ -217,32 +217,83 @@ async def test_close_while_reconnecting_stops_retrying(vendor, recorder, eventua
     assert recorder.errors == []
 
 
+async def test_keepalive_off_when_the_interval_is_zero(vendor, recorder):
+    session = session_for(vendor, recorder, keepalive_interval_s=0)
+    await session.connect()
+    await asyncio.sleep(0.2)  # idle: ten times what fires three keep-alives at 0.02 s
+    assert session.keepalives == 0 and session.connected
+    await session.close()
+
+
 def test_backoff_doubles_from_the_base_up_to_the_cap():
-    settings = StreamSettings(reconnect_base_delay_s=1.0, reconnect_max_delay_s=8.0)
-    assert [settings.backoff_s(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 8.0]
+    config = StreamingConfig(reconnect_base_delay_s=1.0, reconnect_max_delay_s=8.0)
+    assert [config.backoff_s(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 8.0, 8.0]
 
 
 @pytest.mark.parametrize(
-    ("config", "message"),
+    ("table", "message"),
     [
-        ({"reconnect_attempts": -1}, "reconnect_attempts"),
-        ({"reconnect_attempts": 1.5}, "reconnect_attempts"),
-        ({"send_timeout_s": "5"}, "send_timeout_s"),
-        ({"reconnect_buffer_ms": 0}, "reconnect_buffer_ms"),
-        ({"keepalive_interval_s": -1}, "keepalive_interval_s"),
+        (
+            {"reconnect_attempts": -1},
+            "reconnect_attempts: must be greater than or equal to 0, not -1",
+        ),
+        ({"reconnect_attempts": 1.5}, "reconnect_attempts: must be a valid integer.*, not 1.5"),
+        ({"send_timeout_s": "5"}, "send_timeout_s: must be a valid number, not '5'"),
+        ({"send_timeout_s": 0}, "send_timeout_s: must be greater than 0, not 0"),
+        ({"reconnect_buffer_ms": 0}, "reconnect_buffer_ms: must be greater than or equal to 20"),
+        ({"keepalive_interval_s": -1}, "keepalive_interval_s: must be greater than or equal to 0"),
+        ({"api_key": "  "}, "api_key: must not be empty"),
+        (
+            {"reconect_attempts": 2},
+            "reconect_attempts: unknown key .did you mean 'reconnect_attempts'",
+        ),
     ],
 )
-def test_settings_reject_bad_values(config, message):
-    with pytest.raises(ConfigError, match=f"\\[stt.x\\] {message}"):
-        StreamSettings.from_config(config, where="[stt.x]", keepalive=True)
+def test_config_rejects_bad_values(table, message):
+    with pytest.raises(ConfigError, match=rf"plugins\.toml: \[stt\.x\] {message}"):
+        parse_table(StreamingConfig, table, table="stt.x")
 
 
-def test_settings_defaults_and_keepalive_off():
-    settings = StreamSettings.from_config({}, where="[stt.x]", keepalive=True)
-    assert (settings.reconnect_attempts, settings.reconnect_base_delay_s) == (5, 1.0)
-    assert (settings.reconnect_buffer_ms, settings.keepalive_interval_s) == (2000, 5.0)
-    off = StreamSettings.from_config({"keepalive_interval_s": 0}, where="[stt.x]", keepalive=True)
-    assert off.keepalive_interval_s is None
+def test_config_defaults_and_keepalive_off():
+    config = parse_table(StreamingConfig, {}, table="stt.x")
+    assert (config.reconnect_attempts, config.reconnect_base_delay_s) == (5, 1.0)
+    assert (config.reconnect_buffer_ms, config.keepalive_interval_s) == (2000, 0.0)
+    assert (config.connect_timeout_s, config.send_timeout_s, config.close_timeout_s) == (
+        10.0,
+        5.0,
+        3.0,
+    )
+    assert config.api_key == ""
+    timed = parse_table(
+        StreamingConfig, {"keepalive_interval_s": 5, "api_key": "sk-secret"}, table="x"
+    )
+    assert timed.keepalive_interval_s == 5.0  # a TOML integer is fine for a float key
+    assert "sk-secret" not in repr(timed)  # the key never reaches a log line
+
+
+class MemoryProvider(StreamingTranscriptionProvider[StreamingConfig]):
+    id = "memory"
+    config_class = StreamingConfig
+
+    def open_session(
+        self, request: TranscriptionRequest, config: StreamingConfig
+    ) -> TranscriptionSession:
+        return MemorySession(request, MemoryVendor(), **config.model_dump())
+
+
+def test_provider_is_configured_needs_a_resolved_key():
+    provider = MemoryProvider()
+    assert provider.is_configured(StreamingConfig(api_key="k-1"))
+    assert not provider.is_configured(StreamingConfig())
+    assert not provider.is_configured(StreamingConfig(api_key="${MEMORY_API_KEY}"))
+
+
+def test_provider_hands_the_parsed_config_to_the_session(recorder):
+    config = StreamingConfig(api_key="k-1", reconnect_attempts=1)
+    request = TranscriptionRequest(config=config, callbacks=recorder.callbacks)
+    session = MemoryProvider().create_session(request)
+    assert isinstance(session, MemorySession)
+    assert session.config.reconnect_attempts == 1 and session.state == "new"
 
 
 @pytest.mark.parametrize(
@@ -255,13 +306,13 @@ def test_settings_defaults_and_keepalive_off():
     ],
 )
 def test_websocket_url_maps_the_scheme(base, expected):
-    assert websocket_url(base, where="[stt.x]") == expected
+    assert websocket_url(base) == expected
 
 
-@pytest.mark.parametrize("base", ["ftp://x", "api.openai.com", "", 42])
+@pytest.mark.parametrize("base", ["ftp://x", "api.openai.com", ""])
 def test_websocket_url_rejects_non_urls(base):
-    with pytest.raises(ConfigError, match=r"\[stt.x\] base_url"):
-        websocket_url(base, where="[stt.x]")
+    with pytest.raises(ValueError, match="URL"):
+        websocket_url(base)
 
 
 def test_upgrade_errors_are_classified_by_status():

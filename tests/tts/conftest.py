@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,8 +20,8 @@ for _path in (Path(__file__).resolve().parents[1], Path(__file__).resolve().pare
 from fakes.elevenlabs import FakeElevenLabs  # noqa: E402
 from fakes.openai_tts import FakeOpenAITTS  # noqa: E402
 
-from voicehost_elevenlabs_tts import DEFAULT_CONFIG as ELEVENLABS_DEFAULTS  # noqa: E402
-from voicehost_openai_tts import DEFAULT_CONFIG as OPENAI_DEFAULTS  # noqa: E402
+from voicehost_elevenlabs_tts import ElevenLabsConfig  # noqa: E402
+from voicehost_openai_tts import OpenAITTSConfig  # noqa: E402
 
 
 @pytest.fixture
@@ -33,9 +32,9 @@ async def openai_fake() -> AsyncIterator[FakeOpenAITTS]:
 
 
 @pytest.fixture
-def openai_config(openai_fake: FakeOpenAITTS) -> dict[str, Any]:
-    """The ``openai`` provider's resolved config blob, pointed at the fake."""
-    return {**OPENAI_DEFAULTS, "api_key": "sk-test", "base_url": openai_fake.base_url}
+def openai_config(openai_fake: FakeOpenAITTS) -> OpenAITTSConfig:
+    """The ``openai`` provider's parsed config, pointed at the fake (other keys default)."""
+    return OpenAITTSConfig(api_key="sk-test", base_url=openai_fake.base_url)
 
 
 @pytest.fixture
@@ -46,11 +45,8 @@ async def elevenlabs_fake() -> AsyncIterator[FakeElevenLabs]:
 
 
 @pytest.fixture
-def elevenlabs_config(elevenlabs_fake: FakeElevenLabs) -> dict[str, Any]:
-    """The ``elevenlabs`` provider's resolved config blob (HTTP mode), pointed at the fake."""
-    return {
-        **ELEVENLABS_DEFAULTS,
-        "api_key": "xi-test",
-        "voice_id": "voice123",
-        "base_url": elevenlabs_fake.base_url,
-    }
+def elevenlabs_config(elevenlabs_fake: FakeElevenLabs) -> ElevenLabsConfig:
+    """The ``elevenlabs`` provider's parsed config (HTTP mode), pointed at the fake."""
+    return ElevenLabsConfig(
+        api_key="xi-test", voice_id="voice123", base_url=elevenlabs_fake.base_url
+    )

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fakes.tts_stream import StreamPlan
-from tts_helpers import closed_port, collect, collect_until_error
+from tts_helpers import changed, closed_port, collect, collect_until_error
 
+from voicehost import MULAW_8K, ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost.audio import AudioConverter, Framer
-from voicehost.contracts import MULAW_8K
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost_elevenlabs_tts import ElevenLabsSpeechProvider
 
 
@@ -37,12 +36,12 @@ async def test_streams_the_vendor_mulaw_byte_exact(provider, elevenlabs_fake, el
 
 
 async def test_sends_voice_settings_model_and_latency(provider, elevenlabs_fake, elevenlabs_config):
-    config = {
-        **elevenlabs_config,
-        "model_id": "eleven_turbo_v2_5",
-        "optimize_streaming_latency": 3,
-        "voice_settings": {"stability": 0.4, "similarity_boost": 0.75, "style": 0.1, "speed": 1.1},
-    }
+    config = changed(
+        elevenlabs_config,
+        model_id="eleven_turbo_v2_5",
+        optimize_streaming_latency=3,
+        voice_settings={"stability": 0.4, "similarity_boost": 0.75, "style": 0.1, "speed": 1.1},
+    )
     await collect(provider.synthesize("Hi.", config))
 
     [request] = elevenlabs_fake.requests
@@ -140,13 +139,13 @@ async def test_wrong_key_and_unknown_voice_are_refused(
     provider, elevenlabs_fake, elevenlabs_config
 ):
     _, error = await collect_until_error(
-        provider.synthesize("Hi.", {**elevenlabs_config, "api_key": "xi-wrong"})
+        provider.synthesize("Hi.", changed(elevenlabs_config, api_key="xi-wrong"))
     )
     assert isinstance(error, ProviderAuthError)
     assert error.status == 401
 
     _, error = await collect_until_error(
-        provider.synthesize("Hi.", {**elevenlabs_config, "voice_id": "nobody"})
+        provider.synthesize("Hi.", changed(elevenlabs_config, voice_id="nobody"))
     )
     assert type(error) is ProviderError
     assert (error.status, error.code) == (404, "voice_not_found")
@@ -165,7 +164,7 @@ async def test_dropped_stream_raises_after_the_audio_before_the_drop(
 
 
 async def test_unreachable_api_is_a_connection_error(provider, elevenlabs_config):
-    config = {**elevenlabs_config, "base_url": f"http://127.0.0.1:{closed_port()}", "timeout": 5}
+    config = changed(elevenlabs_config, base_url=f"http://127.0.0.1:{closed_port()}", timeout=5)
     _, error = await collect_until_error(provider.synthesize("Hello.", config))
     assert isinstance(error, ProviderConnectionError)
     assert error.provider == "elevenlabs"

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from fakes.tts_stream import StreamPlan
-from tts_helpers import closed_port, collect, collect_until_error
+from tts_helpers import changed, closed_port, collect, collect_until_error
 
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
-from voicehost_elevenlabs_tts import ElevenLabsSpeechProvider
-from voicehost_elevenlabs_tts.config import ElevenLabsSettings
-from voicehost_elevenlabs_tts.websocket_stream import stream_input_url, word_pieces
+from voicehost import ProviderAuthError, ProviderConnectionError, ProviderError
+from voicehost_elevenlabs_tts import ElevenLabsConfig, ElevenLabsSpeechProvider
+from voicehost_elevenlabs_tts.websocket_stream import word_pieces
 
 
 @pytest.fixture
@@ -25,8 +23,8 @@ async def provider() -> AsyncIterator[ElevenLabsSpeechProvider]:
 
 
 @pytest.fixture
-def ws_config(elevenlabs_config: dict[str, Any]) -> dict[str, Any]:
-    return {**elevenlabs_config, "mode": "websocket"}
+def ws_config(elevenlabs_config: ElevenLabsConfig) -> ElevenLabsConfig:
+    return changed(elevenlabs_config, mode="websocket")
 
 
 class TextFeed:
@@ -106,7 +104,7 @@ async def test_text_chunks_are_sent_and_spoken_as_they_arrive(provider, elevenla
 
 
 async def test_handshake_follows_the_documented_url_and_auth(provider, elevenlabs_fake, ws_config):
-    config = {**ws_config, "voice_settings": {"stability": 0.5, "use_speaker_boost": True}}
+    config = changed(ws_config, voice_settings={"stability": 0.5, "use_speaker_boost": True})
     audio = b"".join(await collect(provider.synthesize("Hi there.", config)))
 
     [request] = elevenlabs_fake.requests
@@ -119,9 +117,7 @@ async def test_handshake_follows_the_documented_url_and_auth(provider, elevenlab
 
 def test_websocket_url_is_derived_from_base_url():
     def url(base: str) -> str:
-        return stream_input_url(
-            ElevenLabsSettings.from_config({"voice_id": "v1", "base_url": base})
-        )
+        return ElevenLabsConfig(voice_id="v1", base_url=base).stream_input_url
 
     assert url("https://api.elevenlabs.io") == (
         "wss://api.elevenlabs.io/v1/text-to-speech/v1/stream-input"
@@ -189,7 +185,7 @@ async def test_refused_handshake_raises_a_typed_error(
 
 async def test_wrong_key_is_an_auth_error(provider, elevenlabs_fake, ws_config):
     _, error = await collect_until_error(
-        provider.synthesize("Hello.", {**ws_config, "api_key": "xi-wrong"})
+        provider.synthesize("Hello.", changed(ws_config, api_key="xi-wrong"))
     )
     assert isinstance(error, ProviderAuthError)
     assert error.status == 401
@@ -223,7 +219,7 @@ async def test_dropped_socket_raises_after_the_audio_before_the_drop(
 
 
 async def test_unreachable_api_is_a_connection_error(provider, ws_config):
-    config = {**ws_config, "base_url": f"http://127.0.0.1:{closed_port()}", "timeout": 5}
+    config = changed(ws_config, base_url=f"http://127.0.0.1:{closed_port()}", timeout=5)
     _, error = await collect_until_error(provider.synthesize("Hello.", config))
     assert isinstance(error, ProviderConnectionError)
 

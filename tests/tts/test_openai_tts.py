@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fakes.tts_stream import StreamPlan, tone_pcm16
-from tts_helpers import closed_port, collect, collect_until_error, tone_stats
+from tts_helpers import changed, closed_port, collect, collect_until_error, tone_stats
 
+from voicehost import MULAW_8K, PCM16_24K, ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost.audio import AudioConverter, Framer, ulaw_decode
-from voicehost.contracts import MULAW_8K, PCM16_24K
-from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost_openai_tts import OpenAISpeechProvider
 from voicehost_openai_tts.config import MAX_INPUT_CHARS
 from voicehost_openai_tts.provider import split_for_limit
@@ -47,11 +46,11 @@ async def test_streams_the_vendor_pcm_unchanged(provider, openai_fake, openai_co
 async def test_sends_the_configured_voice_model_speed_and_instructions(
     provider, openai_fake, openai_config
 ):
-    config = {**openai_config, "voice": "nova", "speed": 1.25, "instructions": "Warm, concise."}
+    config = changed(openai_config, voice="nova", speed=1.25, instructions="Warm, concise.")
     await collect(provider.synthesize("Hi.", config))
-    config = {**openai_config, "model": "tts-1-hd", "voice": "onyx"}
+    config = changed(openai_config, model="tts-1-hd", voice="onyx")
     await collect(provider.synthesize("Bye.", config))
-    config = {**openai_config, "voice": "voice_1234"}
+    config = changed(openai_config, voice="voice_1234")
     await collect(provider.synthesize("Custom.", config))
 
     first, second, third = (r.body for r in openai_fake.requests)
@@ -145,7 +144,7 @@ async def test_vendor_error_status_raises_a_typed_error(
 
 
 async def test_wrong_api_key_is_an_auth_error(provider, openai_fake, openai_config):
-    config = {**openai_config, "api_key": "sk-wrong"}
+    config = changed(openai_config, api_key="sk-wrong")
     _, error = await collect_until_error(provider.synthesize("Hello.", config))
     assert isinstance(error, ProviderAuthError)
     assert error.status == 401
@@ -167,7 +166,7 @@ async def test_dropped_stream_raises_after_the_audio_before_the_drop(
 
 
 async def test_unreachable_api_is_a_connection_error(provider, openai_config):
-    config = {**openai_config, "base_url": f"http://127.0.0.1:{closed_port()}/v1", "timeout": 5}
+    config = changed(openai_config, base_url=f"http://127.0.0.1:{closed_port()}/v1", timeout=5)
     _, error = await collect_until_error(provider.synthesize("Hello.", config))
     assert isinstance(error, ProviderConnectionError)
     assert error.provider == "openai"

@@ -281,19 +281,37 @@ KEYS = {"OPENAI_API_KEY": "sk-x", "ELEVENLABS_API_KEY": "xi-x"}
 @pytest.mark.parametrize(
     ("toml", "environ", "message"),
     [
-        ('[tts]\nprovider = "openai"\n', {}, "OPENAI_API_KEY"),
+        (
+            '[tts]\nprovider = "openai"\n',
+            {},
+            "environment variable OPENAI_API_KEY is not set (needed by [tts.openai] api_key",
+        ),
         (
             '[tts]\nprovider = "elevenlabs"\n[tts.elevenlabs]\nvoice_id = "v"\n',
             {},
-            "ELEVENLABS_API_KEY",
+            "environment variable ELEVENLABS_API_KEY is not set "
+            "(needed by [tts.elevenlabs] api_key",
         ),
-        ('[tts]\nprovider = "elevenlabs"\n', KEYS, "voice_id is required"),
+        (
+            '[tts]\nprovider = "elevenlabs"\n',
+            KEYS,
+            "plugins.toml: [tts.elevenlabs] voice_id: is required",
+        ),
         (
             '[tts]\nprovider = "elevenlabs"\n[tts.elevenlabs]\nvoice_id = "v"\nmode = "grpc"\n',
             KEYS,
-            "mode must be",
+            "plugins.toml: [tts.elevenlabs] mode: must be 'http' or 'websocket', not 'grpc'",
         ),
-        ('[tts]\nprovider = "openai"\n[tts.openai]\nspeed = 9\n', KEYS, "speed"),
+        (
+            '[tts]\nprovider = "openai"\n[tts.openai]\nspeed = 9\n',
+            KEYS,
+            "plugins.toml: [tts.openai] speed: must be less than or equal to 4, not 9",
+        ),
+        (
+            '[tts]\nprovider = "openai"\n[tts.openai]\nvocie = "nova"\n',
+            KEYS,
+            "plugins.toml: [tts.openai] vocie: unknown key (did you mean 'voice'?)",
+        ),
     ],
 )
 def test_config_check_reports_tts_config_errors_at_start_up(

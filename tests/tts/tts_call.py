@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestServer
 
 import voicehost_elevenlabs_tts
 import voicehost_openai_tts
-from voicehost.config import ProviderChoice, Settings, resolve_providers
+from voicehost.config import ProviderChoice, Settings, parse_settings_table, resolve_providers
 from voicehost.plugins import PluginHost
-from voicehost.server import CallHandler, ServerSettings, build_app
+from voicehost.server import CallHandler, ServerSettings, TwilioSettings, build_app
 from voicehost.testing.providers import FakeProvidersPlugin, FakeTranscriptionProvider
 from voicehost.testing.twilio import TwilioSimulator
 
@@ -35,7 +35,7 @@ class TtsCallServer:
 
     Attributes:
         base_url: where it listens (``http://127.0.0.1:<port>``).
-        tts: the chosen TTS provider with its resolved config blob.
+        tts: the chosen TTS provider with its parsed config object.
         stt: the fake STT provider (``session.speech_start()`` barges in).
     """
 
@@ -85,10 +85,9 @@ async def start_tts_server(
     config = Settings.from_dict(document, environ=dict(environ))
     runtime = resolve_providers(config, host, ("stt", "tts"))
     assert runtime.tts is not None
-    settings = ServerSettings.from_tables(
-        config.table("server"), config.table("twilio"), environ={}
-    )
-    app = build_app(settings, stt=runtime.stt, tts=runtime.tts, handler=handler)
+    settings = parse_settings_table(config, ServerSettings, "server")
+    twilio = parse_settings_table(config, TwilioSettings, "twilio")
+    app = build_app(settings, twilio=twilio, stt=runtime.stt, tts=runtime.tts, handler=handler)
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()
     base_url = str(test_server.make_url("")).rstrip("/")

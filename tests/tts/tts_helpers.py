@@ -1,11 +1,26 @@
-"""Helpers for the TTS tests: draining streams and measuring a tone."""
+"""Helpers for the TTS tests: changing a config, draining streams and measuring a tone."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 import numpy as np
+
+from voicehost import ProviderConfig
+
+ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
+
+
+def changed(config: ConfigT, **changes: Any) -> ConfigT:
+    """A copy of ``config`` with ``changes``, validated again (as the host would parse a
+    table holding them).
+
+    Raises:
+        pydantic.ValidationError: the changed config is invalid.
+    """
+    return type(config).model_validate({**config.model_dump(), **changes})
 
 
 async def collect(stream: AsyncIterator[bytes]) -> list[bytes]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from voicehost.contracts import ResponderProvider
 from voicehost.hookspecs import hookimpl
-from voicehost.responders.base import ResponderProvider
 from voicehost.responders.scripted import ScriptedResponderProvider
 from voicehost.responders.webhook import WebhookResponderProvider
 

@@ -1,6 +1,6 @@
 """The ``scripted`` responder: a greeting, ordered regex rules and a fallback, all from config.
 
-Config blob (``[responder.scripted]`` in ``plugins.toml``)::
+Config (``[responder.scripted]`` in ``plugins.toml``, parsed into :class:`ScriptedConfig`)::
 
     greeting = "Hello, ..."             # spoken when the stream starts; "" for none
     fallback = "Sorry, ..."             # spoken when no rule matches; "" to stay silent
@@ -17,15 +17,14 @@ found anywhere in it (``re.search``, ``re.IGNORECASE``) wins. Giving ``rules`` i
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import attrs
+from pydantic import Field, field_validator, model_validator
 
-from voicehost.errors import ConfigError
-from voicehost.responders.base import HANG_UP, CallContext, HangUp, Responder, ResponderProvider
-
-_TABLE = "[responder.scripted]"
+from voicehost.config_model import ConfigModel, ProviderConfig
+from voicehost.contracts import HANG_UP, CallContext, HangUp, Responder, ResponderProvider
 
 
 @attrs.frozen
@@ -96,68 +95,61 @@ def _default_rules() -> list[dict[str, Any]]:
     ]
 
 
-def _compile_rules(raw: object) -> list[Rule]:
-    if not isinstance(raw, list):
-        raise ConfigError(f"{_TABLE} rules must be a list of tables, got {type(raw).__name__}")
-    rules: list[Rule] = []
-    for index, entry in enumerate(raw):
-        where = f"{_TABLE} rules[{index}]"
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{where} must be a table with match and reply")
-        unknown = set(entry) - {"match", "reply", "hangup"}
-        if unknown:
-            raise ConfigError(f"{where} has unknown key(s): {', '.join(sorted(unknown))}")
-        pattern, reply, hangup = entry.get("match"), entry.get("reply", ""), entry.get("hangup")
-        if not isinstance(pattern, str) or not pattern:
-            raise ConfigError(f"{where}.match must be a non-empty regular expression string")
-        if not isinstance(reply, str):
-            raise ConfigError(f"{where}.reply must be a string")
-        if hangup is not None and not isinstance(hangup, bool):
-            raise ConfigError(f"{where}.hangup must be true or false")
-        if not reply and not hangup:
-            raise ConfigError(f"{where} needs a reply, or hangup = true")
+class ScriptedRule(ConfigModel):
+    """One ``[[responder.scripted.rules]]`` entry."""
+
+    match: str = Field(
+        min_length=1,
+        description="Python regular expression, searched case-insensitively in the caller's "
+        "final transcript.",
+    )
+    reply: str = Field("", description="What the bot says when the rule matches.")
+    hangup: bool = Field(False, description="End the call after saying the reply.")
+
+    @field_validator("match")
+    @classmethod
+    def _valid_regex(cls, value: str) -> str:
         try:
-            compiled = re.compile(pattern, re.IGNORECASE)
+            re.compile(value)
         except re.error as exc:
-            raise ConfigError(f"{where}.match is not a valid regular expression: {exc}") from exc
-        rules.append(Rule(compiled, reply, bool(hangup)))
-    return rules
+            raise ValueError(f"not a valid regular expression ({exc}): {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _says_or_hangs_up(self) -> ScriptedRule:
+        if not self.reply and not self.hangup:
+            raise ValueError("needs a reply, or hangup = true")
+        return self
 
 
-def _text(config: Mapping[str, Any], key: str) -> str:
-    value = config.get(key, "")
-    if not isinstance(value, str):
-        raise ConfigError(f"{_TABLE} {key} must be a string, got {type(value).__name__}")
-    return value
+class ScriptedConfig(ProviderConfig):
+    """The ``[responder.scripted]`` table. Giving ``rules`` replaces the whole default list."""
+
+    greeting: str = Field(
+        "Hello, you have reached the voicehost demo line. How can I help you?",
+        description="Spoken when the stream starts; empty for none.",
+    )
+    fallback: str = Field(
+        "Sorry, I can only tell you our opening hours or who I am. Say goodbye when you are done.",
+        description="Spoken when no rule matches; empty to stay silent.",
+    )
+    rules: list[ScriptedRule] = Field(
+        default_factory=lambda: [ScriptedRule.model_validate(r) for r in _default_rules()],
+        description="Ordered rules; the first whose match is found answers.",
+    )
 
 
-class ScriptedResponderProvider(ResponderProvider):
+class ScriptedResponderProvider(ResponderProvider[ScriptedConfig]):
     """Provider of the ``scripted`` responder (the default)."""
 
     id: ClassVar[str] = "scripted"
     label: ClassVar[str] = "Scripted (greeting, regex rules, fallback)"
-    default_config: ClassVar[Mapping[str, Any]] = {
-        "greeting": "Hello, you have reached the voicehost demo line. How can I help you?",
-        "fallback": "Sorry, I can only tell you our opening hours or who I am. Say goodbye "
-        "when you are done.",
-        "rules": _default_rules(),
-    }
+    config_class: ClassVar[type[ProviderConfig]] = ScriptedConfig
 
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        """Raises ConfigError naming the key at fault (bad regex, wrong type, unknown key)."""
-        self.create(config)
-
-    def create(self, config: Mapping[str, Any]) -> ScriptedResponder:
-        """The responder for a ``[responder.scripted]`` blob.
-
-        Raises:
-            ConfigError: as :meth:`validate_config`.
-        """
-        unknown = set(config) - {"greeting", "fallback", "rules"}
-        if unknown:
-            raise ConfigError(f"{_TABLE} has unknown key(s): {', '.join(sorted(unknown))}")
-        return ScriptedResponder(
-            greeting=_text(config, "greeting"),
-            rules=_compile_rules(config.get("rules", [])),
-            fallback=_text(config, "fallback"),
-        )
+    def create(self, config: ScriptedConfig) -> ScriptedResponder:
+        """The responder for a parsed ``[responder.scripted]`` table."""
+        rules = [
+            Rule(re.compile(rule.match, re.IGNORECASE), rule.reply, rule.hangup)
+            for rule in config.rules
+        ]
+        return ScriptedResponder(config.greeting, rules, config.fallback)

@@ -15,7 +15,7 @@ and expects a JSON object back::
 error or no answer within ``timeout_s`` seconds makes the bot speak ``apology`` instead; the
 cause is logged at WARNING and the call goes on.
 
-Config blob (``[responder.webhook]``)::
+Config (``[responder.webhook]``, parsed into :class:`WebhookConfig`)::
 
     url = "https://example.com/voice-turn"   # required
     timeout_s = 5                            # whole request, seconds
@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import aiohttp
+from pydantic import Field, field_validator
 
-from voicehost.errors import ConfigError
-from voicehost.responders.base import (
+from voicehost.config_model import ProviderConfig
+from voicehost.contracts import (
     HANG_UP,
     CallContext,
     HangUp,
@@ -43,11 +42,12 @@ from voicehost.responders.base import (
     ResponderProvider,
     history_tail,
 )
+from voicehost.urls import http_url
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger(__name__)
-
-_TABLE = "[responder.webhook]"
-_KEYS = {"url", "timeout_s", "apology", "greeting", "headers", "history_limit"}
 
 
 class WebhookError(Exception):
@@ -114,6 +114,8 @@ class WebhookResponder(Responder):
 
     async def _ask(self, body: dict[str, Any]) -> tuple[str, bool]:
         """POST ``body``; ``(say, hangup)`` from the answer. Raises WebhookError."""
+        import aiohttp  # on first use: listing plugins must not pay for the HTTP client
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
@@ -155,64 +157,46 @@ def _parse_answer(answer: object, url: str) -> tuple[str, bool]:
     return say, hangup
 
 
-class WebhookResponderProvider(ResponderProvider):
+class WebhookConfig(ProviderConfig):
+    """The ``[responder.webhook]`` table."""
+
+    url: str = Field(description="The http(s) endpoint each turn is POSTed to (required).")
+    timeout_s: float = Field(
+        5.0, gt=0, allow_inf_nan=False, description="Bound of the whole request, s."
+    )
+    apology: str = Field(
+        "Sorry, I am having trouble right now. Please say that again in a moment.",
+        description="Spoken on an error or timeout; empty for silence.",
+    )
+    greeting: str = Field("", description="Spoken when the stream starts; empty for none.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra request headers (e.g. Authorization)."
+    )
+    history_limit: int = Field(20, ge=0, description="Turns of history sent; 0 for all.")
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        return http_url(value)
+
+
+class WebhookResponderProvider(ResponderProvider[WebhookConfig]):
     """Provider of the ``webhook`` responder."""
 
     id: ClassVar[str] = "webhook"
     label: ClassVar[str] = "Webhook (POST each turn to your HTTP service)"
-    default_config: ClassVar[Mapping[str, Any]] = {
-        "url": "",
-        "timeout_s": 5,
-        "apology": "Sorry, I am having trouble right now. Please say that again in a moment.",
-        "greeting": "",
-        "headers": {},
-        "history_limit": 20,
-    }
+    config_class: ClassVar[type[ProviderConfig]] = WebhookConfig
 
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        """Raises ConfigError naming the key at fault (missing/relative url, bad timeout …)."""
-        self.create(config)
-
-    def create(self, config: Mapping[str, Any]) -> WebhookResponder:
-        """The responder for a ``[responder.webhook]`` blob.
-
-        Raises:
-            ConfigError: as :meth:`validate_config`.
-        """
-        unknown = set(config) - _KEYS
-        if unknown:
-            raise ConfigError(f"{_TABLE} has unknown key(s): {', '.join(sorted(unknown))}")
-        url = config.get("url", "")
-        if not isinstance(url, str) or not url:
-            raise ConfigError(f"{_TABLE} url is required (the HTTP endpoint to POST turns to)")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{_TABLE} url must be an absolute http(s) URL, got {url!r}")
-        timeout_s = config.get("timeout_s", 5)
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
-            raise ConfigError(f"{_TABLE} timeout_s must be a number of seconds > 0")
-        headers = config.get("headers", {})
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise ConfigError(f"{_TABLE} headers must be a table of string values")
-        history_limit = config.get("history_limit", 20)
-        if isinstance(history_limit, bool) or not isinstance(history_limit, int):
-            raise ConfigError(f"{_TABLE} history_limit must be an integer (0 for all)")
-        texts = {}
-        for key in ("apology", "greeting"):
-            value = config.get(key, "")
-            if not isinstance(value, str):
-                raise ConfigError(f"{_TABLE} {key} must be a string")
-            texts[key] = value
+    def create(self, config: WebhookConfig) -> WebhookResponder:
+        """The responder for a parsed ``[responder.webhook]`` table."""
         return WebhookResponder(
-            url,
-            timeout_s=float(timeout_s),
-            apology=texts["apology"],
-            greeting=texts["greeting"],
-            headers=headers,
-            history_limit=history_limit,
+            config.url,
+            timeout_s=config.timeout_s,
+            apology=config.apology,
+            greeting=config.greeting,
+            headers=config.headers,
+            history_limit=config.history_limit,
         )
 
 
-__all__ = ["WebhookError", "WebhookResponder", "WebhookResponderProvider"]
+__all__ = ["WebhookConfig", "WebhookError", "WebhookResponder", "WebhookResponderProvider"]

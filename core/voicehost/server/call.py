@@ -26,6 +26,7 @@ from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any
 
 from voicehost.audio import AudioConverter
+from voicehost.config_model import ProviderConfig, default_config
 from voicehost.contracts import (
     MULAW_8K,
     AudioFormat,
@@ -83,7 +84,7 @@ class Call:
         direction: str = "",
         custom_parameters: Mapping[str, str] | None = None,
         stt_provider: TranscriptionProvider | None = None,
-        stt_config: Mapping[str, Any] | None = None,
+        stt_config: ProviderConfig | None = None,
         barge_in: bool = True,
         stt_close_timeout_s: float = 5.0,
     ) -> None:
@@ -105,7 +106,7 @@ class Call:
         self.end_reason: str | None = None
         self._request_close = request_close
         self._stt_provider = stt_provider
-        self._stt_config = dict(stt_config or {})
+        self._stt_config = stt_config if stt_config is not None else default_config(stt_provider)
         self._stt_close_timeout_s = stt_close_timeout_s
         self.stt: TranscriptionSession | None = None
         self.stt_connected = False
@@ -138,12 +139,12 @@ class Call:
         """Barge in by hand: stop and drop all playback, send ``clear``."""
         return self.playback.barge_in()
 
-    async def hangup(self) -> None:
+    async def hangup(self, reason: str = "hangup") -> None:
         """End the call from our side: the stream socket is closed (Twilio then runs the
         TwiML after ``<Connect>``, which is none, so the call ends). Returns at once;
-        ``on_call_end`` follows with reason ``"hangup"``."""
+        ``on_call_end`` follows with ``reason`` (the first reason given wins)."""
         if self.end_reason is None and not self._ending:
-            self.end_reason = "hangup"
+            self.end_reason = reason
         self._request_close(1000, "hangup")
 
     @property

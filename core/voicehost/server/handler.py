@@ -49,7 +49,8 @@ class CallHandler:
 
     async def on_call_end(self, call: Call, reason: str) -> None:
         """The call ended. ``reason``: ``"stop"`` (Twilio's stop message), ``"closed"``
-        (socket closed), ``"hangup"`` (``call.hangup()``), ``"shutdown"`` (server stopping),
+        (socket closed), ``"hangup"`` (``call.hangup()``, or the reason given to it, such as a
+        responder's ``HangUp.reason``), ``"shutdown"`` (server stopping),
         ``"status:<CallStatus>"`` (a status callback said the call is over) or
         ``"error"``."""
 

@@ -9,18 +9,24 @@ ServerSettings`):
 * close 1013 when ``max_pending_connections`` sockets (``max_pending_connections_per_ip`` from
   this IP) already wait for ``start``;
 * close 1008 when no valid ``start`` arrives within ``pre_start_timeout_ms``, when the
-  ``start`` lacks a call SID or carries an unknown, reused, expired or wrong token, and on a
-  second ``start``;
+  ``start`` lacks a call SID or carries an unknown, reused, expired or wrong token, on a
+  second ``start``, and when the call SID already has a live stream (on this instance or,
+  with a shared :class:`~voicehost.server.live_state.LiveCallState`, another one);
 * frames over ``max_inbound_message_bytes`` close the socket 1009 (aiohttp's ``max_msg_size``);
-* more than ``max_outbound_buffer_bytes`` unsent closes it 1013.
+* more than ``max_outbound_buffer_bytes`` unsent closes it 1013 and ends the call at once;
+  the peer stopped reading, so a graceful close would hold the socket (and its file
+  descriptor) for as long as the peer keeps it open: the peer gets 2 s to read the close
+  frame, then the connection is released, with a TCP reset when it has not
+  (:mod:`voicehost.server.teardown`).
 
 Authentication: the stream is tied to a signed voice webhook by its single-use token; the
 ``X-Twilio-Signature`` Twilio may send on the upgrade itself is not checked (its URL form is
 only partly documented, wire-protocols.md §1.6).
 
-Malformed input (bad JSON, bad base64, unknown events, binary frames, wrong field types) is
-counted per kind (:attr:`MediaStream.malformed`), logged once per kind with the text sanitised
-and cut to 120 characters, and never ends the call.
+Malformed input (bad JSON, bad base64, unknown events, binary frames, wrong field types, a
+``dtmf`` digit that is not one of ``0-9*#A-D``) is counted per kind
+(:attr:`MediaStream.malformed`), logged once per kind with the text sanitised and cut to 120
+characters, never reaches the application, and never ends the call.
 """
 
 from __future__ import annotations
@@ -28,37 +34,41 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from voicehost.server.call import Call
+from voicehost.server.live_state import CallRecord
 from voicehost.server.outbound import OutboundChannel
 from voicehost.server.playback import Playback
 from voicehost.server.protocol import (
     MalformedMessage,
     decode_payload,
+    dtmf_digit,
     parse_message,
     sanitize_log_text,
     section,
+    valid_sid,
 )
+from voicehost.server.state import SERVER_KEY, CallServer
+from voicehost.server.teardown import HeldConnection, reset, transport_closed
 from voicehost.server.tokens import TokenRejected
-
-if TYPE_CHECKING:
-    from voicehost.server.app import CallServer
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MediaStream", "handle_media_stream"]
 
 _CLOSE_TIMEOUT_S = 5.0
-_MAX_SID_CHARS = 64
+# A peer that stopped reading gets this long to read the 1013 close frame before its
+# connection is released (reset when it has not), s.
+_ABORT_GRACE_S = 2.0
+_MAX_PARAMETERS = 32
+_MAX_PARAMETER_CHARS = 1024
 
 
 async def handle_media_stream(request: web.Request) -> web.StreamResponse:
     """aiohttp handler of ``GET stream_path``: limits, upgrade, then :meth:`MediaStream.run`."""
-    from voicehost.server.app import SERVER_KEY
-
     server = request.app[SERVER_KEY]
     settings = server.settings
     if server.draining:
@@ -152,17 +162,31 @@ class MediaStream:
         elif not self.ws.closed:
             await self._close_now(1000, "")
 
-    def request_close(self, code: int, message: str, *, reason: str | None = None) -> None:
+    def request_close(
+        self, code: int, message: str, *, reason: str | None = None, abort: bool = False
+    ) -> None:
         """Close the socket from any task (hang-up, overflow, shutdown); the read loop then
-        ends the call with ``reason`` (default: kept or ``"closed"``)."""
+        ends the call with ``reason`` (default: kept or ``"closed"``).
+
+        ``abort`` is for a peer that stopped reading (outbound backlog): the close frame is
+        queued, the call ends at once, and ``_ABORT_GRACE_S`` (2 s) later the connection is
+        closed, with a TCP reset unless the peer read everything. A graceful close would
+        wait to flush the backlog to a peer that never reads, holding the socket and its
+        file descriptor for as long as the peer keeps the connection open.
+        """
         if reason and self._end_reason is None:
             self._end_reason = reason
         if self._closing is None and not self.ws.closed:
-            self._closing = asyncio.get_running_loop().create_task(self._close_now(code, message))
+            self._closing = asyncio.get_running_loop().create_task(
+                self._close_now(code, message, abort=abort)
+            )
 
-    async def _close_now(self, code: int, message: str) -> None:
+    async def _close_now(self, code: int, message: str, *, abort: bool = False) -> None:
         if self.close_code is None:
             self.close_code = code
+        if abort:
+            await self._close_abandoned(code, message)
+            return
         try:
             await asyncio.wait_for(
                 self.ws.close(code=code, message=message.encode()[:120], drain=False),
@@ -172,6 +196,36 @@ class MediaStream:
             log.debug("closing media stream: %r", exc)
             if self._transport is not None:
                 self._transport.abort()
+
+    async def _close_abandoned(self, code: int, message: str) -> None:
+        """Close for a peer that stopped reading: queue the close frame, end the call now,
+        give the peer ``_ABORT_GRACE_S`` to read it, then let the connection go (reset
+        unless the peer took every byte); see :mod:`voicehost.server.teardown`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _ABORT_GRACE_S
+        held = HeldConnection.hold(self._transport)
+        closing = asyncio.ensure_future(
+            self.ws.close(code=code, message=message.encode()[:120], drain=False)
+        )
+        if self.call is not None:  # the read loop may be waiting on the peer: end it now
+            await self.server.end_call(self.call, self._end_reason or "error")
+        try:
+            await asyncio.wait_for(closing, max(0.0, deadline - loop.time()))
+        except (TimeoutError, Exception) as exc:
+            log.debug("closing media stream: %r", exc)
+        transport = self._transport
+        stuck = False  # asyncio still holds bytes the peer never took (the close frame too)
+        if transport is not None and not transport_closed(transport):
+            stuck = transport.get_write_buffer_size() > 0 or not transport.is_closing()
+            if held is None:
+                reset(transport)
+            else:
+                transport.abort()  # asyncio lets go; the held descriptor keeps the connection
+        if held is None:
+            return
+        await asyncio.sleep(max(0.0, deadline - loop.time()))  # the peer's grace
+        if held.release(force_reset=stuck):
+            log.info("media stream %s: connection reset after close %d", self._who(), code)
 
     async def _start_timeout(self) -> None:
         log.warning(
@@ -202,10 +256,7 @@ class MediaStream:
                     return True
                 self.call.feed_audio(decode_payload(media.get("payload")))
             elif event == "dtmf":
-                digit = section(message, "dtmf").get("digit")
-                if not isinstance(digit, str) or not digit:
-                    raise MalformedMessage("field", "dtmf.digit missing", data)
-                self.call.dtmf(digit)
+                self.call.dtmf(dtmf_digit(message, data))
             elif event == "mark":
                 name = section(message, "mark").get("name")
                 if not isinstance(name, str):
@@ -227,7 +278,7 @@ class MediaStream:
         start = section(message, "start")
         call_sid = start.get("callSid")
         stream_sid = start.get("streamSid") or message.get("streamSid")
-        if not _valid_sid(call_sid) or not _valid_sid(stream_sid):
+        if not valid_sid(call_sid) or not valid_sid(stream_sid):
             log.warning("media stream from %s: start without a valid callSid/streamSid", self.ip)
             await self._close_now(1008, "Missing callSid")
             return False
@@ -238,14 +289,27 @@ class MediaStream:
         token = params.get("token")
         if not isinstance(token, str) or not token:
             token = self.request.query.get("token")
+        live = self.server.live
         try:
-            self.server.tokens.consume(call_sid, token)
+            await live.consume_token(call_sid, token)
         except TokenRejected as exc:
             log.warning("rejecting stream for call %s from %s: %s", call_sid, self.ip, exc)
             await self._close_now(1008, "Unknown call")
             return False
         if self.server.draining:
             await self._close_now(1001, "Server is shutting down")
+            return False
+        record = await live.get_call(call_sid)
+        if not await self.server.claim_call(call_sid):
+            log.warning(
+                "rejecting a second stream for call %s from %s: it is already live",
+                call_sid,
+                self.ip,
+            )
+            await self._close_now(1008, "Call already streaming")
+            return False
+        if self._closing is not None or self.ws.closed:  # closed while we waited on the state
+            await self.server.release_call(call_sid)
             return False
         self.server.pending.release(self)
         media_format = start.get("mediaFormat")
@@ -259,15 +323,24 @@ class MediaStream:
                 sanitize_log_text(str(media_format), 120),
             )
         account_sid = start.get("accountSid")
-        account = account_sid if isinstance(account_sid, str) else ""
-        self.call = self._make_call(call_sid, stream_sid, params, account)
+        account = account_sid if valid_sid(account_sid) else ""
+        try:
+            self.call = self._make_call(call_sid, stream_sid, params, account, record)
+        except BaseException:
+            await self.server.release_call(call_sid)
+            raise
         self.server.add_call(self.call, self)
         log.info("call %s: stream %s started (%s)", call_sid, stream_sid, self.ip)
         self.call.start()
         return True
 
     def _make_call(
-        self, call_sid: str, stream_sid: str, params: dict[str, Any], account_sid: str
+        self,
+        call_sid: str,
+        stream_sid: str,
+        params: dict[str, Any],
+        account_sid: str,
+        record: CallRecord | None,
     ) -> Call:
         settings = self.server.settings
         transport = self._transport
@@ -280,7 +353,7 @@ class MediaStream:
             buffer_size,
             settings.max_outbound_buffer_bytes,
             on_overflow=lambda _n: self.request_close(
-                1013, "Backpressure: send buffer exceeded", reason="error"
+                1013, "Backpressure: send buffer exceeded", reason="error", abort=True
             ),
         )
         self.channel.start()
@@ -294,7 +367,6 @@ class MediaStream:
             mark_timeout_ms=settings.mark_timeout_ms,
             max_queued=settings.max_queued_replies,
         )
-        record = self.server.records.get(call_sid)
         stt = self.server.stt
         call = Call(
             call_sid=call_sid,
@@ -306,7 +378,7 @@ class MediaStream:
             from_=record.from_ if record else "",
             to=record.to if record else "",
             direction=record.direction if record else "",
-            custom_parameters={k: str(v) for k, v in params.items() if k != "token"},
+            custom_parameters=_custom_parameters(params),
             stt_provider=stt.provider if stt else None,
             stt_config=stt.config if stt else None,
             barge_in=settings.barge_in,
@@ -348,5 +420,28 @@ def client_ip(request: web.Request, trusted_proxy_hops: int = 0) -> str:
     return forwarded[-trusted_proxy_hops]
 
 
-def _valid_sid(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= _MAX_SID_CHARS and value.isalnum()
+def _custom_parameters(params: dict[str, Any]) -> dict[str, str]:
+    """``start.customParameters`` minus the token, as strings: at most 32 entries, names and
+    values of at most 1024 characters that are valid Unicode (no lone surrogates); other
+    entries are dropped."""
+    kept: dict[str, str] = {}
+    for name, value in params.items():
+        if name == "token" or not isinstance(value, (str, int, float, bool)):
+            continue
+        text = str(value)
+        if len(name) > _MAX_PARAMETER_CHARS or len(text) > _MAX_PARAMETER_CHARS:
+            continue
+        if not (_encodable(name) and _encodable(text)):
+            continue
+        kept[name] = text
+        if len(kept) >= _MAX_PARAMETERS:
+            break
+    return kept
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -33,10 +33,11 @@ import enum
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 from voicehost.audio import AudioConverter, Framer
+from voicehost.config_model import ProviderConfig, default_config
 from voicehost.contracts import MULAW_8K, SpeechProvider
 from voicehost.errors import VoicehostError
 from voicehost.server.outbound import OutboundChannel, OutboundMessage
@@ -150,7 +151,7 @@ class Playback:
     Args:
         channel: the socket's outbound channel.
         stream_sid: Twilio stream SID put in every message.
-        provider / config: the TTS provider and its config blob (None: ``say`` refuses).
+        provider / config: the TTS provider and its parsed config (None: ``say`` refuses).
         lead_ms: audio kept queued at Twilio ahead of its playhead (ms).
         mark_timeout_ms: wait for a mark echo this long past the reply's expected end (ms).
         max_queued: replies accepted and not yet sent (the playing one included).
@@ -162,7 +163,7 @@ class Playback:
         channel: OutboundChannel,
         stream_sid: str,
         provider: SpeechProvider | None,
-        config: Mapping[str, Any] | None = None,
+        config: ProviderConfig | None = None,
         *,
         lead_ms: int = 100,
         mark_timeout_ms: int = 2000,
@@ -173,7 +174,7 @@ class Playback:
         self.channel = channel
         self.stream_sid = stream_sid
         self.provider = provider
-        self.config = dict(config or {})
+        self.config = config if config is not None else default_config(provider)
         self.lead_s = lead_ms / 1000
         self.mark_timeout_s = mark_timeout_ms / 1000
         self.max_queued = max_queued

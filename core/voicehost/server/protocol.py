@@ -14,21 +14,29 @@ import re
 from typing import Any
 
 __all__ = [
+    "DTMF_DIGITS",
     "INBOUND_EVENTS",
     "MalformedMessage",
     "clear_message",
     "decode_payload",
+    "dtmf_digit",
     "mark_message",
     "media_message",
     "parse_message",
     "sanitize_log_text",
+    "valid_sid",
 ]
 
 #: Events Twilio sends on a bidirectional stream.
 INBOUND_EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop"})
 
+#: The keys a ``dtmf`` message may name: the 16 DTMF tones.
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
+_MAX_SID_CHARS = 64
 
 
 class MalformedMessage(ValueError):
@@ -48,10 +56,22 @@ class MalformedMessage(ValueError):
 
 
 def sanitize_log_text(value: str, max_chars: int = 120) -> str:
-    """Make untrusted text safe for one log line: control characters become spaces, runs of
-    whitespace collapse, and the result is cut to ``max_chars`` characters (plus ``...``)."""
-    text = _SPACE.sub(" ", _CONTROL.sub(" ", value)).strip()
+    """Make untrusted text safe for one log line: control characters become spaces, lone
+    surrogates (which no log handler can encode) become U+FFFD, runs of whitespace collapse,
+    and the result is cut to ``max_chars`` characters (plus ``...``)."""
+    text = _SPACE.sub(" ", _CONTROL.sub(" ", _SURROGATE.sub("\ufffd", value))).strip()
     return text if len(text) <= max_chars else text[:max_chars] + "..."
+
+
+def valid_sid(value: object) -> bool:
+    """True for a plausible Twilio id (``CA…``, ``MZ…``, ``AC…``): 1 to 64 ASCII letters and
+    digits. Anything else is refused before it reaches a log line, a record or a key."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= _MAX_SID_CHARS
+        and value.isascii()
+        and value.isalnum()
+    )
 
 
 def parse_message(raw: str) -> dict[str, Any]:
@@ -96,6 +116,21 @@ def decode_payload(payload: object) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise MalformedMessage("base64", "media.payload is not valid base64", payload) from None
+
+
+def dtmf_digit(message: dict[str, Any], raw: str = "") -> str:
+    """The key of a ``dtmf`` message: one of ``0``-``9``, ``*``, ``#``, ``A``-``D``
+    (``raw``: the frame's text, kept for the log line).
+
+    Raises:
+        MalformedMessage: ``kind="field"`` for anything else (missing, not a string, more
+            than one character, a lone surrogate…): it never reaches the application.
+    """
+    digit = section(message, "dtmf").get("digit")
+    if not isinstance(digit, str) or digit not in DTMF_DIGITS:
+        shown = digit[:20] if isinstance(digit, str) else digit
+        raise MalformedMessage("field", f"dtmf.digit {shown!r} is not a DTMF key", raw)
+    return digit
 
 
 def media_message(stream_sid: str, ulaw: bytes) -> str:

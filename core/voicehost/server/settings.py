@@ -1,24 +1,23 @@
-"""Settings of the Twilio call server: the ``[server]`` and ``[twilio]`` tables of
-``plugins.toml``.
+"""Settings of the Twilio call server: the ``[server]`` table (:class:`ServerSettings`) and
+the ``[twilio]`` table (:class:`TwilioSettings`) of ``plugins.toml``.
 
 Every limit defaults to the seed's value (``media-stream.v2-hardened.ts``): 5000 ms to send
 ``start``, 32 sockets waiting for ``start`` (4 per client IP), 128 sockets in all, 64 KiB
-inbound frames, 1 MiB outbound buffer. Unknown keys are refused so a typo never silently
-falls back to a default.
+inbound frames, 1 MiB outbound buffer. HTTP request heads and bodies must arrive within 10 s
+each (:mod:`voicehost.server.http`). Both are typed config tables
+(:class:`voicehost.config_model.ConfigModel`): unknown keys are refused so a typo never
+silently falls back to a default.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Mapping
-from typing import Any
 
-import attrs
+from pydantic import Field, field_validator
 
-from voicehost.errors import ConfigError
+from voicehost.config_model import ConfigModel, env_field
 
-__all__ = ["ServerSettings", "is_loopback"]
+__all__ = ["ServerSettings", "TwilioSettings", "is_loopback"]
 
 
 def is_loopback(host: str | None) -> bool:
@@ -36,111 +35,105 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _path(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"must start with '/': {value!r}")
-    return value.rstrip("/") or "/"
+class ServerSettings(ConfigModel):
+    """The ``[server]`` table: URLs, limits and behaviour of the call server.
 
+    ``public_url`` is the https URL Twilio reaches (scheme + host [+ path prefix]). Webhook
+    signatures are checked against ``public_url + path + query``, never against the ``Host``
+    header, so a TLS-terminating proxy in front does not break them. The ``<Stream url>``
+    handed to Twilio is this URL with ``wss://`` (``ws://`` for http).
 
-def _public_url(value: str) -> str:
-    if not value.startswith(("https://", "http://")):
-        raise ValueError(f"must be an http(s) URL: {value!r}")
-    return value.rstrip("/")
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _non_negative(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-_BOOL = attrs.validators.instance_of(bool)
-_INT = [attrs.validators.instance_of(int), _positive]
-_NUM = [attrs.validators.instance_of((int, float)), _positive]
-
-
-@attrs.frozen(kw_only=True)
-class ServerSettings:
-    """Everything ``voicehost serve`` needs besides the providers.
-
-    Attributes (``[server]`` table unless noted):
-        public_url: the https URL Twilio reaches (scheme + host [+ path prefix]). Webhook
-            signatures are checked against ``public_url + path + query``, never against the
-            ``Host`` header, so a TLS-terminating proxy in front does not break them. The
-            ``<Stream url>`` handed to Twilio is this URL with ``wss://`` (``ws://`` for http).
-        webhook_path / stream_path / status_path: the voice webhook (POST), the Media Streams
-            WebSocket (GET) and the call status callback (POST).
-        account_sid: ``[twilio] account_sid`` (default ``$TWILIO_ACCOUNT_SID``); when set, a
-            webhook for another account is refused with 403.
-        auth_token: ``[twilio] auth_token`` (default ``$TWILIO_AUTH_TOKEN``); the HMAC key of
-            ``X-Twilio-Signature``. Empty: signature checks are off (loopback only, see
-            ``voicehost serve``).
-        skip_signature_verification: ``[twilio]`` or ``[server]``; local development only,
-            warns at start-up and on every request.
-        pre_start_timeout_ms: a socket that sends no valid ``start`` in time is closed 1008.
-        max_pending_connections / max_pending_connections_per_ip: sockets waiting for
-            ``start`` (all / per client IP); over the limit the socket is closed 1013.
-        max_connections: WebSocket sockets in all; over it the upgrade gets HTTP 503.
-        max_inbound_message_bytes: bigger inbound frames close the socket (1009).
-        max_outbound_buffer_bytes: outbound bytes not yet taken by the network; over it the
-            stream is closed 1013 (Twilio stopped reading).
-        token_ttl_s: how long a stream token stays valid unused (seconds).
-        barge_in: caller speech start clears queued and playing replies.
-        playback_lead_ms: at most this much reply audio is queued at Twilio ahead of its
-            playhead (ms); bounds how much plays after a barge-in.
-        mark_timeout_ms: how long after a reply's audio should have finished playing to wait
-            for Twilio's ``mark`` echo before counting the reply finished anyway (ms).
-        max_queued_replies: replies waiting behind the one playing; one more is refused.
-        shutdown_grace_s: on SIGTERM, how long active calls may go on (seconds).
-        stt_close_timeout_s: bound on closing a call's STT session (seconds).
-        trusted_proxy_hops: reverse proxies in front of voicehost that append to
-            ``X-Forwarded-For``. 0 (default): the client IP for the per-IP limit is the
-            socket's peer. N: the N-th address from the right of ``X-Forwarded-For`` (what
-            the outermost trusted proxy saw), so one proxy does not make every caller share
-            the proxy's per-IP allowance. Never set it without such a proxy: the header is
-            then the client's to forge.
-        greeting: optional text spoken on every call start by the default handler.
+    ``trusted_proxy_hops``: 0 (default) takes the client IP for the per-IP limit from the
+    socket's peer; N takes the N-th address from the right of ``X-Forwarded-For`` (what the
+    outermost trusted proxy saw). Never set it without such a proxy: the header is then the
+    client's to forge.
     """
 
-    public_url: str = attrs.field(default="http://127.0.0.1:8080", converter=_public_url)
-    webhook_path: str = attrs.field(default="/voice/webhook", converter=_path)
-    stream_path: str = attrs.field(default="/voice/stream", converter=_path)
-    status_path: str = attrs.field(default="/voice/status", converter=_path)
-    account_sid: str = ""
-    auth_token: str = attrs.field(default="", repr=False)
-    skip_signature_verification: bool = attrs.field(default=False, validator=_BOOL)
-    pre_start_timeout_ms: int = attrs.field(default=5000, validator=_INT)
-    max_pending_connections: int = attrs.field(default=32, validator=_INT)
-    max_pending_connections_per_ip: int = attrs.field(default=4, validator=_INT)
-    max_connections: int = attrs.field(default=128, validator=_INT)
-    max_inbound_message_bytes: int = attrs.field(default=64 * 1024, validator=_INT)
-    max_outbound_buffer_bytes: int = attrs.field(default=1024 * 1024, validator=_INT)
-    token_ttl_s: float = attrs.field(default=30.0, validator=_NUM)
-    barge_in: bool = attrs.field(default=True, validator=_BOOL)
-    playback_lead_ms: int = attrs.field(
-        default=100, validator=[attrs.validators.instance_of(int), _non_negative]
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="The http(s) URL Twilio reaches; signatures are checked against it.",
     )
-    mark_timeout_ms: int = attrs.field(
-        default=2000, validator=[attrs.validators.instance_of(int), _non_negative]
+    webhook_path: str = Field("/voice/webhook", description="The voice webhook (POST).")
+    stream_path: str = Field("/voice/stream", description="The Media Streams WebSocket (GET).")
+    status_path: str = Field("/voice/status", description="The call status callback (POST).")
+    pre_start_timeout_ms: int = Field(
+        5000, gt=0, description="A socket with no valid start in this time is closed 1008, ms."
     )
-    max_queued_replies: int = attrs.field(default=8, validator=_INT)
-    shutdown_grace_s: float = attrs.field(
-        default=10.0, validator=[attrs.validators.instance_of((int, float)), _non_negative]
+    max_pending_connections: int = Field(
+        32, gt=0, description="Sockets waiting for start at once; one more is closed 1013."
     )
-    stt_close_timeout_s: float = attrs.field(default=5.0, validator=_NUM)
-    trusted_proxy_hops: int = attrs.field(
-        default=0, validator=[attrs.validators.instance_of(int), _non_negative]
+    max_pending_connections_per_ip: int = Field(4, gt=0, description="Of which from one client IP.")
+    max_connections: int = Field(
+        128, gt=0, description="WebSocket sockets in all; one more upgrade gets HTTP 503."
     )
-    greeting: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    max_inbound_message_bytes: int = Field(
+        64 * 1024, gt=0, description="Bigger inbound frames close the socket 1009, bytes."
+    )
+    max_outbound_buffer_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        description="Outbound bytes not yet taken by the network before the stream is closed "
+        "1013 (Twilio stopped reading).",
+    )
+    token_ttl_s: float = Field(30.0, gt=0, description="A stream token's life unused, s.")
+    barge_in: bool = Field(True, description="Caller speech clears queued and playing replies.")
+    playback_lead_ms: int = Field(
+        100,
+        ge=0,
+        description="Most reply audio queued at Twilio ahead of its playhead, ms (bounds what "
+        "plays after a barge-in).",
+    )
+    mark_timeout_ms: int = Field(
+        2000,
+        ge=0,
+        description="Wait this long past a reply's end for Twilio's mark echo before counting "
+        "it played, ms.",
+    )
+    max_queued_replies: int = Field(
+        8, gt=0, description="Replies waiting behind the one playing; one more is refused."
+    )
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, description="On SIGTERM, how long live calls may go on, s."
+    )
+    stt_close_timeout_s: float = Field(5.0, gt=0, description="Bound on closing STT, s.")
+    trusted_proxy_hops: int = Field(
+        0, ge=0, description="Reverse proxies in front that append to X-Forwarded-For."
+    )
+    greeting: str = Field(
+        "", description="Spoken on every call start when no responder gives a greeting."
+    )
+    request_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection whose request head is not complete this long after it "
+        "opened (or after the head's first byte, when kept alive) is closed, s.",
+    )
+    request_body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request body not complete this long after its head gets 408 and "
+        "the connection is closed, s.",
+    )
+    keepalive_timeout_s: float = Field(
+        75.0,
+        gt=0,
+        description="An idle kept-alive HTTP connection is closed after this long, s (keep "
+        "it above a reverse proxy's upstream idle timeout).",
+    )
 
-    @property
-    def verify_signatures(self) -> bool:
-        """True when webhooks must carry a valid ``X-Twilio-Signature``."""
-        return bool(self.auth_token) and not self.skip_signature_verification
+    @field_validator("webhook_path", "stream_path", "status_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"must start with '/', not {value!r}")
+        return value.rstrip("/") or "/"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value.rstrip("/")
 
     @property
     def stream_url(self) -> str:
@@ -148,41 +141,34 @@ class ServerSettings:
         scheme, rest = self.public_url.split("://", 1)
         return ("wss" if scheme == "https" else "ws") + "://" + rest + self.stream_path
 
-    @classmethod
-    def from_tables(
-        cls,
-        server: Mapping[str, Any] | None = None,
-        twilio: Mapping[str, Any] | None = None,
-        *,
-        environ: Mapping[str, str] | None = None,
-    ) -> ServerSettings:
-        """Build settings from the ``[server]`` and ``[twilio]`` tables (``${VAR}`` already
-        resolved by :mod:`voicehost.config`).
-
-        ``[twilio] account_sid`` / ``auth_token`` default to ``$TWILIO_ACCOUNT_SID`` /
-        ``$TWILIO_AUTH_TOKEN`` (read from ``environ``, default ``os.environ``); unset means
-        empty.
+    def with_public_url(self, url: str) -> ServerSettings:
+        """A copy with ``public_url`` set to ``url`` (validated).
 
         Raises:
-            ConfigError: an unknown key or a bad value, naming the table and key.
+            pydantic.ValidationError: ``url`` is not an http(s) URL.
         """
-        env = os.environ if environ is None else environ
-        server = dict(server or {})
-        twilio = dict(twilio or {})
-        fields = {f.name for f in attrs.fields(cls)}
-        twilio_keys = {"account_sid", "auth_token", "skip_signature_verification"}
-        kwargs: dict[str, Any] = {}
-        for key, value in server.items():
-            if key not in fields or key in {"account_sid", "auth_token"}:
-                raise ConfigError(f"[server]: unknown key {key!r}")
-            kwargs[key] = value
-        for key, value in twilio.items():
-            if key not in twilio_keys:
-                raise ConfigError(f"[twilio]: unknown key {key!r}")
-            kwargs[key] = value
-        kwargs.setdefault("account_sid", env.get("TWILIO_ACCOUNT_SID", ""))
-        kwargs.setdefault("auth_token", env.get("TWILIO_AUTH_TOKEN", ""))
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"[server]/[twilio]: {exc}") from exc
+        return type(self).model_validate({**self.model_dump(), "public_url": url})
+
+
+class TwilioSettings(ConfigModel):
+    """The ``[twilio]`` table: the account whose webhooks are accepted."""
+
+    account_sid: str = env_field(
+        "TWILIO_ACCOUNT_SID",
+        required=False,
+        description="When set, a webhook for another account is refused with 403.",
+    )
+    auth_token: str = env_field(
+        "TWILIO_AUTH_TOKEN",
+        required=False,
+        repr=False,
+        description="HMAC key of X-Twilio-Signature; empty: checks off, loopback only.",
+    )
+    skip_signature_verification: bool = Field(
+        False, description="Local development only: warns at start-up and on every request."
+    )
+
+    @property
+    def verify_signatures(self) -> bool:
+        """True when webhooks must carry a valid ``X-Twilio-Signature``."""
+        return bool(self.auth_token) and not self.skip_signature_verification

@@ -24,23 +24,24 @@ and close its vendor's stream:
   :class:`~voicehost.errors.ProviderConnectionError` (e.g. the vendor acknowledged a different
   audio format) ends the session at once.
 
-:class:`StreamingTranscriptionProvider` is the matching provider side: an ``api_key`` check,
-config parsing and the input-format check, around the plugin's own session factory.
+:class:`StreamingTranscriptionProvider` is the matching provider side: an ``api_key`` check
+and the input-format check, around the plugin's own session factory.
 
-The knobs are read from the provider's config blob by :meth:`StreamSettings.from_config`;
-plugins put :data:`STREAM_DEFAULTS` in their ``default_config`` so users can tune them in
-``plugins.toml``.
+The knobs are keys of :class:`StreamingConfig`, the base of the plugin's config class, so users
+tune them in the provider's ``[stt.<id>]`` table of ``plugins.toml``; the host parses that table
+once at start-up and each session reads the typed fields (``keepalive_interval_s = 0``: none).
+Plugins import all of this from ``voicehost`` itself (``from voicehost import StreamingConfig,
+StreamingTranscriptionProvider, StreamingTranscriptionSession, upgrade_error``).
 """
 
 from voicehost.stt_stream.connect_errors import http_status_of, retryable, upgrade_error
 from voicehost.stt_stream.provider import StreamingTranscriptionProvider
 from voicehost.stt_stream.session import SessionState, StreamingTranscriptionSession
-from voicehost.stt_stream.settings import STREAM_DEFAULTS, StreamSettings
+from voicehost.stt_stream.settings import StreamingConfig
 
 __all__ = [
-    "STREAM_DEFAULTS",
     "SessionState",
-    "StreamSettings",
+    "StreamingConfig",
     "StreamingTranscriptionProvider",
     "StreamingTranscriptionSession",
     "http_status_of",

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar
 
 from voicehost.contracts import (
     MULAW_8K,
@@ -15,60 +14,63 @@ from voicehost.contracts import (
     TranscriptionSession,
 )
 from voicehost.errors import ConfigError
-from voicehost.provider_config import is_set
+from voicehost.stt_stream.settings import StreamingConfig, StreamingConfigT
 
 __all__ = ["StreamingTranscriptionProvider"]
 
-ConfigT = TypeVar("ConfigT")
 
-
-class StreamingTranscriptionProvider(TranscriptionProvider, Generic[ConfigT]):
+class StreamingTranscriptionProvider(TranscriptionProvider[StreamingConfigT]):
     """A :class:`~voicehost.contracts.TranscriptionProvider` for a cloud vendor reached over
-    one WebSocket per call, keyed by an ``api_key`` in its config blob.
+    one WebSocket per call, keyed by an ``api_key``.
 
-    Subclasses set the contract's class attributes (``id``, ``label``, ``default_config``;
+    Subclasses set the contract's class attributes (``id``, ``label``, ``config_class``: a
+    :class:`~voicehost.stt_stream.StreamingConfig` subclass with the vendor's keys;
     ``input_formats`` defaults to μ-law 8 kHz only, passed through untouched) and implement
-    :meth:`parse_config` (the blob → a validated, frozen settings object) and
-    :meth:`open_session`. This class gives them the common rest: ``is_configured`` (a usable
-    ``api_key``), ``validate_config`` (parsing) and ``create_session`` (input format check,
-    parse, :meth:`open_session`).
+    :meth:`open_session`. The host parses the ``[stt.<id>]`` table into ``config_class`` once,
+    at start-up, and every call's request carries that object as ``request.config``; this
+    class gives the plugin the common rest: :meth:`is_configured` (a usable ``api_key``) and
+    :meth:`create_session` (the input-format check, then :meth:`open_session`).
+
+    Vendor SDKs are imported lazily: in :meth:`preload` or the first :meth:`open_session`,
+    never when the plugin module is imported (``voicehost list-plugins`` stays fast).
     """
 
+    config_class: ClassVar[type[StreamingConfig]] = StreamingConfig
     input_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
     capabilities: ClassVar[TranscriptionCapabilities] = TranscriptionCapabilities(
         interim_results=True, speech_events=True
     )
 
     @abc.abstractmethod
-    def parse_config(self, config: Mapping[str, Any]) -> ConfigT:
-        """The validated settings of a config blob.
+    def open_session(
+        self, request: TranscriptionRequest, config: StreamingConfigT
+    ) -> TranscriptionSession:
+        """Make (not yet connect) one call's session from the parsed ``config``
+        (``request.config``, checked to be a :attr:`config_class`)."""
 
-        Raises:
-            ConfigError: naming the ``[stt.<id>]`` key at fault.
-        """
-
-    @abc.abstractmethod
-    def open_session(self, request: TranscriptionRequest, config: ConfigT) -> TranscriptionSession:
-        """Make (not yet connect) one call's session from its parsed config."""
-
-    def is_configured(self, config: Mapping[str, Any]) -> bool:
-        """True when the blob has a non-empty, resolved ``api_key``."""
-        return is_set(config, "api_key")
-
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        """Parse the blob (:meth:`parse_config`); raises ConfigError naming the key at fault."""
-        self.parse_config(config)
+    def is_configured(self, config: StreamingConfigT) -> bool:
+        """True when ``config.api_key`` is non-blank with no unresolved ``${VAR}`` left in it."""
+        key = config.api_key
+        return bool(key.strip()) and "${" not in key
 
     def create_session(self, request: TranscriptionRequest) -> TranscriptionSession:
-        """A not yet connected session for one call.
+        """A not yet connected session for one call, from ``request.config`` as parsed at
+        start-up (nothing is re-validated here).
 
         Raises:
-            ConfigError: the blob is invalid, or ``request.input_format`` is not one of
-                :attr:`input_formats`.
+            ConfigError: ``request.input_format`` is not one of :attr:`input_formats`.
+            TypeError: ``request.config`` is not a :attr:`config_class` (a raw table, or
+                another provider's config: a programming error).
         """
         if request.input_format not in self.input_formats:
             raise ConfigError(
                 f"the {self.id} STT provider takes {self.input_formats[0]} audio,"
                 f" not {request.input_format}"
             )
-        return self.open_session(request, self.parse_config(request.config))
+        config = request.config
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"the {self.id} STT provider needs a {self.config_class.__name__} as"
+                f" request.config, not {type(config).__name__}"
+            )
+        return self.open_session(request, config)  # type: ignore[arg-type]

@@ -8,12 +8,12 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal
 
 from voicehost.contracts import TranscriptionRequest, TranscriptionSession
 from voicehost.errors import ProviderConnectionError, ProviderError
 from voicehost.stt_stream.connect_errors import retryable
-from voicehost.stt_stream.settings import StreamSettings
+from voicehost.stt_stream.settings import StreamingConfigT
 
 __all__ = ["SessionState", "StreamingTranscriptionSession"]
 
@@ -22,9 +22,15 @@ log = logging.getLogger("voicehost.stt_stream")
 SessionState = Literal["new", "connecting", "open", "reconnecting", "failed", "closing", "closed"]
 
 
-class StreamingTranscriptionSession(TranscriptionSession):
+class StreamingTranscriptionSession(TranscriptionSession, Generic[StreamingConfigT]):
     """A :class:`~voicehost.contracts.TranscriptionSession` over one vendor WebSocket, with the
     queueing, keep-alive, reconnect and close logic described in :mod:`voicehost.stt_stream`.
+
+    Args:
+        request: the call's request (callbacks, ``input_format``, call SID).
+        config: the provider's parsed config; its :class:`StreamingConfig` knobs
+            (``reconnect_*``, ``*_timeout_s``, ``keepalive_interval_s``) drive this class, the
+            rest is the subclass's. Usually ``request.config``, passed on by the provider.
 
     Subclasses set :attr:`provider_id` and implement :meth:`_open`, :meth:`_send_audio`,
     :meth:`_receive` and :meth:`_discard_connection`; optionally :meth:`_send_keepalive`,
@@ -33,6 +39,7 @@ class StreamingTranscriptionSession(TranscriptionSession):
     the host's callbacks and never let a callback's exception break the stream.
 
     Attributes (read-only, for logs and tests):
+        config: the config the session was made with.
         state: ``new`` → ``connecting`` → ``open`` (⇄ ``reconnecting``) → ``closing`` →
             ``closed``; or ``failed`` after giving up.
         sent_bytes: audio bytes the vendor socket accepted.
@@ -44,14 +51,14 @@ class StreamingTranscriptionSession(TranscriptionSession):
     #: Largest audio payload of one vendor send, in bytes; a backlog is sent in such pieces.
     max_send_bytes: ClassVar[int] = 3200
 
-    def __init__(self, request: TranscriptionRequest, settings: StreamSettings) -> None:
+    def __init__(self, request: TranscriptionRequest, config: StreamingConfigT) -> None:
         self.request = request
-        self.settings = settings
+        self.config: StreamingConfigT = config
         self.state: SessionState = "new"
         self.sent_bytes = 0
         self.dropped_bytes = 0
         self.connections = 0
-        self._max_buffer = max(request.input_format.bytes_for_ms(settings.reconnect_buffer_ms), 1)
+        self._max_buffer = max(request.input_format.bytes_for_ms(config.reconnect_buffer_ms), 1)
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
         self._inflight: bytes | None = None
@@ -155,7 +162,7 @@ class StreamingTranscriptionSession(TranscriptionSession):
         try and at close; bounded by ``close_timeout_s`` and its errors are ignored."""
 
     async def _send_keepalive(self) -> None:
-        """Send the vendor's keep-alive message (only called with ``keepalive_interval_s``)."""
+        """Send the vendor's keep-alive message (only called when ``keepalive_interval_s`` > 0)."""
 
     async def _finish(self) -> None:
         """The vendor's graceful end of stream, once the queued audio is sent (e.g. Deepgram
@@ -172,11 +179,11 @@ class StreamingTranscriptionSession(TranscriptionSession):
             ProviderConnectionError: the send did not complete in time.
         """
         try:
-            async with asyncio.timeout(self.settings.send_timeout_s):
+            async with asyncio.timeout(self.config.send_timeout_s):
                 await send
         except TimeoutError as exc:
             raise ProviderConnectionError(
-                self.provider_id, f"{what} send timed out after {self.settings.send_timeout_s} s"
+                self.provider_id, f"{what} send timed out after {self.config.send_timeout_s} s"
             ) from exc
 
     def _emit_partial(self, text: str) -> None:
@@ -208,7 +215,7 @@ class StreamingTranscriptionSession(TranscriptionSession):
                 log.warning(
                     "%s STT: more than %d ms of audio queued (call %s); dropping the oldest",
                     self.provider_id,
-                    self.settings.reconnect_buffer_ms,
+                    self.config.reconnect_buffer_ms,
                     self.request.call_sid or "?",
                 )
             self.dropped_bytes += len(old)
@@ -236,16 +243,16 @@ class StreamingTranscriptionSession(TranscriptionSession):
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def _open_with_retry(self, *, initial: bool) -> None:
-        attempts = max(self.settings.reconnect_attempts, 1 if initial else 0)
+        attempts = max(self.config.reconnect_attempts, 1 if initial else 0)
         last: BaseException | None = None
         for attempt in range(1, attempts + 1):
             delay_index = attempt - 1 if initial else attempt
             if delay_index:
-                await asyncio.sleep(self.settings.backoff_s(delay_index))
+                await asyncio.sleep(self.config.backoff_s(delay_index))
             if self.state not in ("connecting", "reconnecting"):
                 return  # closed meanwhile
             try:
-                async with asyncio.timeout(self.settings.connect_timeout_s):
+                async with asyncio.timeout(self.config.connect_timeout_s):
                     await self._open()
             except Exception as exc:
                 await self._discard_quietly()
@@ -323,7 +330,7 @@ class StreamingTranscriptionSession(TranscriptionSession):
 
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()
-        keepalive = self.settings.keepalive_interval_s
+        keepalive = self.config.keepalive_interval_s or None  # 0: no keep-alive
         while True:
             if not self._pending:
                 self._drained.set()
@@ -353,7 +360,7 @@ class StreamingTranscriptionSession(TranscriptionSession):
 
     async def _discard_quietly(self) -> None:
         try:
-            async with asyncio.timeout(self.settings.close_timeout_s):
+            async with asyncio.timeout(self.config.close_timeout_s):
                 await self._discard_connection()
         except Exception as exc:  # the socket is going away either way
             log.debug("%s STT: discarding the socket failed: %s", self.provider_id, exc)
@@ -364,7 +371,7 @@ class StreamingTranscriptionSession(TranscriptionSession):
         try:
             if was == "open":
                 try:
-                    async with asyncio.timeout(self.settings.close_timeout_s):
+                    async with asyncio.timeout(self.config.close_timeout_s):
                         await self._wait_drained()
                         await self._cancel(self._pump_task)
                         await self._finish()

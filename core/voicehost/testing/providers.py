@@ -25,13 +25,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable
+from typing import ClassVar, Literal
 
 import attrs
 import numpy as np
+from pydantic import Field
 
 from voicehost.audio import ulaw_encode
+from voicehost.config_model import ProviderConfig
 from voicehost.contracts import (
     MULAW_8K,
     PCM16_16K,
@@ -64,13 +66,43 @@ def tone(seconds: float, fmt: AudioFormat = MULAW_8K, freq: float = 440.0) -> by
     return ulaw_encode(pcm.tobytes()) if fmt.encoding == "mulaw" else pcm.tobytes()
 
 
+class FakeSTTConfig(ProviderConfig):
+    """``[stt.fake]`` / ``[stt.fake-pcm16]``: how the fake session behaves."""
+
+    fail_connect: bool = Field(False, description="connect() raises a ProviderConnectionError.")
+    connect_delay_s: float = Field(0.0, ge=0, description="connect() takes this long, s.")
+    final_on_close: str = Field("", description="A final transcript flushed by close().")
+    final_after_frames: int = Field(
+        0, ge=0, description="Script: a final after this many non-silent frames (0: off)."
+    )
+    final_text: str = Field("hello", description="The scripted final's text.")
+
+
+class FakeTTSConfig(ProviderConfig):
+    """``[tts.fake]``: the tone's length, format and chunking."""
+
+    format: Literal["mulaw", "pcm16"] = Field(
+        "mulaw", description="mulaw (8 kHz) or pcm16 (24 kHz)."
+    )
+    ms_per_char: float = Field(20, ge=0, description="Audio per character of text, ms.")
+    seconds: float | None = Field(None, ge=0, description="Audio per synthesis in all, s.")
+    chunk_pattern: list[int] = Field(
+        default_factory=lambda: [37, 333, 1, 1201, 80],
+        description="Chunk sizes in bytes, repeated (empty: one chunk).",
+    )
+    chunk_delay_s: float = Field(0.0, ge=0, description="Pause before each chunk, s.")
+    fail_after_chunks: int | None = Field(
+        None, ge=0, description="Raise a ProviderError after this many chunks."
+    )
+
+
 class FakeTranscriptionSession(TranscriptionSession):
     """A scriptable STT session. ``audio`` holds every chunk received, in order."""
 
     def __init__(self, provider: FakeTranscriptionProvider, request: TranscriptionRequest):
         self.provider = provider
         self.request = request
-        self.config = dict(request.config)
+        self.config: FakeSTTConfig = request.config  # type: ignore[assignment]
         self.audio: list[bytes] = []
         self.connect_calls = 0
         self.close_calls = 0
@@ -89,10 +121,10 @@ class FakeTranscriptionSession(TranscriptionSession):
 
     async def connect(self) -> None:
         self.connect_calls += 1
-        delay = float(self.config.get("connect_delay_s", 0))
+        delay = self.config.connect_delay_s
         if delay:
             await asyncio.sleep(delay)
-        if self.config.get("fail_connect"):
+        if self.config.fail_connect:
             raise ProviderConnectionError(self.provider.id, "fake connection refused")
         self._connected = True
 
@@ -103,7 +135,7 @@ class FakeTranscriptionSession(TranscriptionSession):
 
     async def close(self) -> None:
         self.close_calls += 1
-        flush = self.config.get("final_on_close")
+        flush = self.config.final_on_close
         if flush and self.close_calls == 1:  # a vendor flushing the last words (Finalize)
             await asyncio.sleep(0)
             self.final(str(flush))
@@ -136,7 +168,7 @@ class FakeTranscriptionSession(TranscriptionSession):
         return self.received
 
     def _script(self, audio: bytes) -> None:
-        frames = int(self.config.get("final_after_frames", 0))
+        frames = self.config.final_after_frames
         if not frames:
             return
         silent = audio.count(0xFF) + audio.count(0x7F) == len(audio)
@@ -147,16 +179,16 @@ class FakeTranscriptionSession(TranscriptionSession):
         self._speaking_frames += 1
         if self._speaking_frames >= frames:
             self._speaking_frames = 0
-            self.final(str(self.config.get("final_text", "hello")))
+            self.final(self.config.final_text)
 
 
-class FakeTranscriptionProvider(TranscriptionProvider):
+class FakeTranscriptionProvider(TranscriptionProvider[FakeSTTConfig]):
     """STT ``fake``: takes μ-law 8 kHz (so the host passes Twilio's bytes through)."""
 
     id: ClassVar[str] = "fake"
     label: ClassVar[str] = "Fake STT (tests)"
     input_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
-    default_config: ClassVar[Mapping[str, Any]] = {"fail_connect": False}
+    config_class: ClassVar[type[ProviderConfig]] = FakeSTTConfig
 
     def __init__(self) -> None:
         self.sessions: list[FakeTranscriptionSession] = []
@@ -205,45 +237,40 @@ class Synthesis:
     close_kind: str = ""  # "GeneratorExit" (aclose) / "CancelledError" / "" (ran to the end)
 
 
-class FakeSpeechProvider(SpeechProvider):
+class FakeSpeechProvider(SpeechProvider[FakeTTSConfig]):
     """TTS ``fake``: a 440 Hz tone, ``ms_per_char`` per character, in uneven chunks."""
 
     id: ClassVar[str] = "fake"
     label: ClassVar[str] = "Fake TTS (tests)"
     output_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K, PCM16_24K)
-    default_config: ClassVar[Mapping[str, Any]] = {
-        "format": "mulaw",
-        "ms_per_char": 20,
-        "chunk_pattern": [37, 333, 1, 1201, 80],
-        "chunk_delay_s": 0.0,
-    }
+    config_class: ClassVar[type[ProviderConfig]] = FakeTTSConfig
 
     def __init__(self) -> None:
         self.syntheses: list[Synthesis] = []
         self.on_close: Callable[[Synthesis], None] | None = None
 
-    def output_format(self, config: Mapping[str, Any]) -> AudioFormat:
-        return PCM16_24K if config.get("format") == "pcm16" else MULAW_8K
+    def output_format(self, config: FakeTTSConfig) -> AudioFormat:
+        return PCM16_24K if config.format == "pcm16" else MULAW_8K
 
-    def audio_for(self, text: str, config: Mapping[str, Any]) -> bytes:
+    def audio_for(self, text: str, config: FakeTTSConfig) -> bytes:
         """The exact audio :meth:`synthesize` yields for ``text``."""
-        seconds = config.get("seconds")
+        seconds = config.seconds
         if seconds is None:
-            seconds = len(text) * float(config.get("ms_per_char", 20)) / 1000
-        return tone(float(seconds), self.output_format(config))
+            seconds = len(text) * config.ms_per_char / 1000
+        return tone(seconds, self.output_format(config))
 
-    def synthesize(self, text: str, config: Mapping[str, Any]) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str, config: FakeTTSConfig) -> AsyncIterator[bytes]:
         record = Synthesis(text, time.monotonic())
         self.syntheses.append(record)
-        return self._stream(text, dict(config), record)
+        return self._stream(text, config, record)
 
     async def _stream(
-        self, text: str, config: dict[str, Any], record: Synthesis
+        self, text: str, config: FakeTTSConfig, record: Synthesis
     ) -> AsyncIterator[bytes]:
         audio = self.audio_for(text, config)
-        pattern = [int(n) for n in config.get("chunk_pattern") or [len(audio) or 1]]
-        delay = float(config.get("chunk_delay_s", 0))
-        fail_after = config.get("fail_after_chunks")
+        pattern = config.chunk_pattern or [len(audio) or 1]
+        delay = config.chunk_delay_s
+        fail_after = config.fail_after_chunks
         pos = 0
         try:
             for i in range(len(audio)):

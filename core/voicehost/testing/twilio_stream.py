@@ -38,6 +38,10 @@ class SimulatedCall:
         custom_parameters: what ``start`` sends as ``customParameters``.
         received_audio: every μ-law byte received in ``media`` messages.
         frame_times: ``time.monotonic()`` arrival time of each ``media`` message.
+        frame_sizes: the μ-law bytes in each ``media`` message, parallel to ``frame_times``
+            (``received_audio`` cut at these sizes gives each message's audio).
+        sent_frames: ``(time.monotonic() when sent, μ-law bytes)`` of each inbound ``media``
+            message sent (the caller's audio on its timeline).
         events: every message received, in order, each with ``"_t"`` (arrival time) added.
         echoed_marks: mark names echoed back, in order.
         clear_times: arrival times of ``clear`` messages.
@@ -64,6 +68,8 @@ class SimulatedCall:
         self.custom_parameters: dict[str, str] = {}
         self.received_audio = bytearray()
         self.frame_times: list[float] = []
+        self.frame_sizes: list[int] = []
+        self.sent_frames: list[tuple[float, bytes]] = []
         self.events: list[dict[str, Any]] = []
         self.echoed_marks: list[str] = []
         self.clear_times: list[float] = []
@@ -126,6 +132,7 @@ class SimulatedCall:
     async def send_media(self, ulaw: bytes) -> None:
         """One inbound ``media`` message carrying ``ulaw`` (normally 160 bytes)."""
         self._chunk += 1
+        self.sent_frames.append((time.monotonic(), bytes(ulaw)))
         await self.send_json(
             {
                 "event": "media",
@@ -302,6 +309,7 @@ class SimulatedCall:
                 return
             self.received_audio += audio
             self.frame_times.append(now)
+            self.frame_sizes.append(len(audio))
             start = max(self._play_until, now)
             self._play_until = start + len(audio) / SAMPLE_RATE / self.speed
         elif event == "mark":

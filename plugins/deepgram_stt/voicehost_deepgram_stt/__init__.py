@@ -2,21 +2,20 @@
 ``deepgram-sdk`` 7, G.711 μ-law passed through as binary frames).
 
 Loaded through the ``voicehost`` entry-point group (``deepgram_stt``); registers through the
-``register_transcription_providers`` hook only, never at import time.
+``register_transcription_providers`` hook only, never at import time. Importing it does not
+import the ``deepgram`` SDK (that waits for the first session or the preload).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from voicehost import hookimpl
-from voicehost.contracts import TranscriptionProvider
-from voicehost_deepgram_stt.config import DEFAULT_CONFIG, DeepgramSTTConfig
+from voicehost import TranscriptionProvider, hookimpl
+from voicehost_deepgram_stt.config import DeepgramSTTConfig
 from voicehost_deepgram_stt.provider import DeepgramTranscriptionProvider
 from voicehost_deepgram_stt.session import DeepgramTranscriptionSession
 
 __all__ = [
-    "DEFAULT_CONFIG",
     "DeepgramSTTConfig",
     "DeepgramTranscriptionProvider",
     "DeepgramTranscriptionSession",

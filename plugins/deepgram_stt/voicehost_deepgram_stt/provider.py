@@ -2,38 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
-
-from voicehost.contracts import TranscriptionRequest, TranscriptionSession
-from voicehost.stt_stream import StreamingTranscriptionProvider
-from voicehost_deepgram_stt.config import DEFAULT_CONFIG, DeepgramSTTConfig
+from voicehost import StreamingTranscriptionProvider, TranscriptionRequest, TranscriptionSession
+from voicehost_deepgram_stt.config import DeepgramSTTConfig
 from voicehost_deepgram_stt.session import PROVIDER_ID, DeepgramTranscriptionSession
+
+if TYPE_CHECKING:
+    from deepgram import AsyncDeepgramClient
 
 
 class DeepgramTranscriptionProvider(StreamingTranscriptionProvider[DeepgramSTTConfig]):
     """Speech-to-text on Deepgram's live API (``encoding=mulaw&sample_rate=8000``).
 
-    Config blob (``[stt.deepgram]``; see :data:`~voicehost_deepgram_stt.config.DEFAULT_CONFIG`):
-    ``api_key`` (default ``${DEEPGRAM_API_KEY}``), ``model`` (``nova-3``), ``language``,
-    ``interim_results`` (true), ``endpointing`` (ms, 300), ``utterance_end_ms`` (1000),
-    ``vad_events`` (true), ``smart_format``, ``punctuate``, ``keywords``, ``base_url``
-    (``https://api.deepgram.com``; the WebSocket origin is derived), ``keepalive_interval_s``
-    (5) and the reconnect knobs of :data:`voicehost.stt_stream.STREAM_DEFAULTS`.
+    Config: ``[stt.deepgram]``, parsed into
+    :class:`~voicehost_deepgram_stt.config.DeepgramSTTConfig` (``voicehost config schema
+    deepgram`` lists its keys): ``api_key`` (from ``DEEPGRAM_API_KEY``), ``model``
+    (``nova-3``), ``language`` (``en``), ``interim_results`` (true), ``endpointing`` (ms, 300,
+    or false), ``utterance_end_ms`` (1000, or false), ``vad_events`` (true), ``smart_format``,
+    ``punctuate``, ``keywords``, ``base_url`` (``https://api.deepgram.com``; the WebSocket
+    origin is derived), ``keepalive_interval_s`` (5) and the reconnect / timeout knobs of
+    :class:`voicehost.StreamingConfig`.
+
+    The ``deepgram`` SDK is imported when the first client is built (:meth:`preload` at
+    start-up, or the first session), not when the plugin is imported.
     """
 
     id: ClassVar[str] = PROVIDER_ID
     label: ClassVar[str] = "Deepgram live"
-    default_config: ClassVar[Mapping[str, Any]] = DEFAULT_CONFIG
+    config_class: ClassVar[type[DeepgramSTTConfig]] = DeepgramSTTConfig
 
     def __init__(self) -> None:
         self._clients: dict[tuple[str, str], AsyncDeepgramClient] = {}
 
-    def parse_config(self, config: Mapping[str, Any]) -> DeepgramSTTConfig:
-        """Raises ConfigError naming the ``[stt.deepgram]`` key at fault."""
-        return DeepgramSTTConfig.from_config(config)
+    def preload(self, config: DeepgramSTTConfig) -> None:
+        """Import the SDK and build the shared client before the first call (no network)."""
+        self._client(config)
 
     def open_session(
         self, request: TranscriptionRequest, config: DeepgramSTTConfig
@@ -47,10 +51,13 @@ class DeepgramTranscriptionProvider(StreamingTranscriptionProvider[DeepgramSTTCo
         key = (config.api_key, config.base_url)
         client = self._clients.get(key)
         if client is None:
+            # lazily: importing the SDK takes ~0.5 s
+            from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
+
             environment = DeepgramClientEnvironment(
                 base=config.base_url,
-                production=config.websocket_base_url,
-                agent=config.websocket_base_url,
+                production=config.websocket_origin,
+                agent=config.websocket_origin,
                 agent_rest=config.base_url,
             )
             client = AsyncDeepgramClient(api_key=config.api_key, environment=environment)

@@ -17,21 +17,28 @@ import contextlib
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from deepgram import AsyncDeepgramClient
-
-from voicehost.contracts import TranscriptionRequest
-from voicehost.errors import ProviderError
-from voicehost.stt_stream import StreamingTranscriptionSession, upgrade_error
+from voicehost import (
+    ProviderError,
+    StreamingTranscriptionSession,
+    TranscriptionRequest,
+    upgrade_error,
+)
 from voicehost_deepgram_stt.config import WHERE, DeepgramSTTConfig
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the SDK is imported by the provider, when it builds the first client
+    from deepgram import AsyncDeepgramClient
     from deepgram.listen.v1.socket_client import AsyncV1SocketClient
 
 PROVIDER_ID = "deepgram"
 
 
-class DeepgramTranscriptionSession(StreamingTranscriptionSession):
+class DeepgramTranscriptionSession(StreamingTranscriptionSession[DeepgramSTTConfig]):
     """Deepgram live transcription of one call (μ-law 8 kHz passed through as binary frames).
+
+    Args:
+        request: the call's request; ``request.config`` is normally ``config``.
+        config: the parsed ``[stt.deepgram]`` table.
+        client: the SDK client to open the live socket on (shared by calls).
 
     Callbacks: ``SpeechStarted`` → ``on_speech_start``; ``Results`` with ``is_final=false`` →
     ``on_partial`` (the utterance's finals so far plus the interim text); finals accumulated
@@ -50,8 +57,7 @@ class DeepgramTranscriptionSession(StreamingTranscriptionSession):
         config: DeepgramSTTConfig,
         client: AsyncDeepgramClient,
     ) -> None:
-        super().__init__(request, config.stream)
-        self.config = config
+        super().__init__(request, config)
         self._client = client
         self._stack: contextlib.AsyncExitStack | None = None
         self._socket: AsyncV1SocketClient | None = None

@@ -1,22 +1,22 @@
 """voicehost plugin: ElevenLabs TTS (provider id ``elevenlabs``), streamed μ-law 8 kHz.
 
 Loaded from the ``voicehost`` entry point ``elevenlabs_tts``; registers through the
-``register_speech_providers`` hook only (never at import time).
+``register_speech_providers`` hook only (never at import time). Importing this package does
+not import the ``elevenlabs`` SDK, ``httpx`` or ``websockets``: the first reply does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from voicehost import hookimpl
-from voicehost.contracts import SpeechProvider
-from voicehost_elevenlabs_tts.config import DEFAULT_CONFIG, ElevenLabsSettings
+from voicehost import SpeechProvider, hookimpl
+from voicehost_elevenlabs_tts.config import ElevenLabsConfig, ElevenLabsVoiceSettings
 from voicehost_elevenlabs_tts.provider import ElevenLabsSpeechProvider
 
 __all__ = [
-    "DEFAULT_CONFIG",
-    "ElevenLabsSettings",
+    "ElevenLabsConfig",
     "ElevenLabsSpeechProvider",
+    "ElevenLabsVoiceSettings",
     "register_speech_providers",
 ]
 

@@ -1,152 +1,166 @@
-"""The ``[tts.elevenlabs]`` config blob: defaults, parsing and start-up validation.
+"""The ``[tts.elevenlabs]`` table: :class:`ElevenLabsConfig`, the single source of its keys,
+defaults, ranges and docs (``voicehost config schema elevenlabs`` prints them).
 
-===========================  ============================  =======================================
-key                          default                       meaning
-===========================  ============================  =======================================
-``api_key``                  ``"${ELEVENLABS_API_KEY}"``   sent as ``xi-api-key``; the host resolves
-                                                           the variable at start-up.
-``voice_id``                 ``""`` (required)             the voice to speak with.
-``model_id``                 ``"eleven_flash_v2_5"``       TTS model (~75 ms latency).
-``voice_settings``           ``{}``                        ``stability``, ``similarity_boost``,
-                                                           ``style`` (0 – 1), ``speed`` (0.7 – 1.2),
-                                                           ``use_speaker_boost`` (bool); empty =
-                                                           the voice's stored settings.
-``optimize_streaming_latency``  ``0``                      0 – 4 (HTTP query parameter; 0 is the
-                                                           vendor default and is not sent).
-``mode``                     ``"http"``                    ``"http"``: ``POST …/stream`` per reply;
-                                                           ``"websocket"``: ``stream-input``, text
-                                                           spoken as it arrives.
-``chunk_length_schedule``    ``[50]``                      websocket mode: characters buffered
-                                                           before each generation (50 – 500 each).
-``base_url``                 ``"https://api.elevenlabs.io"``  API origin as the SDK takes it; the
-                                                           WebSocket URL is derived (http→ws,
-                                                           https→wss).
-``timeout``                  ``30.0``                      seconds for connect and each read.
-===========================  ============================  =======================================
+``voice_id`` is required; every other key is optional. ``api_key`` defaults to
+``${ELEVENLABS_API_KEY}``, resolved by the host at start-up (unset → a ``ConfigError`` naming
+the variable). The host parses the table once, at start-up; the provider receives the frozen
+object on every call. Example::
+
+    [tts.elevenlabs]
+    voice_id = "JBFqnCBsd6RMkjVDRZzb"
+    mode = "websocket"
+    voice_settings = { stability = 0.4, speed = 1.1 }
 
 Audio is always requested as ``output_format = "ulaw_8000"``: Twilio's own format, so the
-bytes go into the call without conversion (wire-protocols.md §5).
+bytes go into the call without conversion (wire-protocols.md §5; ElevenLabs API reference,
+"Stream speech" and "WebSocket stream-input"). This module does not import the
+``elevenlabs`` SDK.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-import attrs
+from voicehost import (
+    ConfigModel,
+    Field,
+    ProviderConfig,
+    env_field,
+    field_validator,
+    http_url,
+    websocket_url,
+)
 
-from voicehost.errors import ConfigError
-from voicehost.provider_config import ConfigBlob
+__all__ = [
+    "OUTPUT_FORMAT",
+    "PROVIDER_ID",
+    "ElevenLabsConfig",
+    "ElevenLabsVoiceSettings",
+    "Mode",
+]
 
+#: The provider id: ``[tts] provider = "elevenlabs"``, table ``[tts.elevenlabs]``.
+PROVIDER_ID = "elevenlabs"
+#: G.711 μ-law, 8 kHz, mono, headerless.
 OUTPUT_FORMAT = "ulaw_8000"
 Mode = Literal["http", "websocket"]
-MODES: tuple[Mode, ...] = ("http", "websocket")
-
-#: voice_settings keys and their documented ranges (``None`` = boolean).
-VOICE_SETTING_RANGES: Mapping[str, tuple[float, float] | None] = {
-    "stability": (0.0, 1.0),
-    "similarity_boost": (0.0, 1.0),
-    "style": (0.0, 1.0),
-    "speed": (0.7, 1.2),
-    "use_speaker_boost": None,
-}
-
-DEFAULT_CONFIG: Mapping[str, Any] = {
-    "api_key": "${ELEVENLABS_API_KEY}",
-    "voice_id": "",
-    "model_id": "eleven_flash_v2_5",
-    "voice_settings": {},
-    "optimize_streaming_latency": 0,
-    "mode": "http",
-    "chunk_length_schedule": [50],
-    "base_url": "https://api.elevenlabs.io",
-    "timeout": 30.0,
-}
-
-_WHERE = "[tts.elevenlabs]"
 
 
-@attrs.frozen
-class ElevenLabsSettings:
-    """The validated config blob (see the module docstring for each key)."""
+class ElevenLabsVoiceSettings(ConfigModel):
+    """``voice_settings``: overrides of the voice's stored settings. A key left out (None)
+    is not sent, so the vendor keeps the voice's own value; an empty table sends none."""
 
-    api_key: str
-    voice_id: str
-    model_id: str
-    voice_settings: Mapping[str, float | bool]
-    optimize_streaming_latency: int
-    mode: Mode
-    chunk_length_schedule: tuple[int, ...]
-    base_url: str
-    timeout: float
+    stability: float | None = Field(
+        None, ge=0.0, le=1.0, description="Voice stability, 0 (varied) to 1 (monotone)."
+    )
+    similarity_boost: float | None = Field(
+        None, ge=0.0, le=1.0, description="How closely to match the original voice, 0 to 1."
+    )
+    style: float | None = Field(
+        None, ge=0.0, le=1.0, description="Style exaggeration, 0 (none) to 1."
+    )
+    speed: float | None = Field(
+        None, ge=0.7, le=1.2, description="Speaking speed factor; 1.0 = normal."
+    )
+    use_speaker_boost: bool | None = Field(
+        None, description="Boost similarity to the original speaker (adds latency)."
+    )
 
+    def to_request(self) -> dict[str, float | bool]:
+        """The keys that are set, as the request's ``voice_settings`` object."""
+        return self.model_dump(exclude_none=True)
+
+
+class ElevenLabsConfig(ProviderConfig):
+    """The validated ``[tts.elevenlabs]`` table (strict types, unknown keys refused, frozen).
+
+    Raises (from ``model_validate`` / the host's ``parse_table``):
+        pydantic.ValidationError: ``voice_id`` missing or not a voice id, a key of the wrong
+            type or out of range (``voice_settings`` keys included), an unknown ``mode``, a
+            ``base_url`` that is not ``http(s)://``; the host turns it into a
+            :class:`voicehost.ConfigError` naming the file, table, key and value.
+    """
+
+    api_key: str = env_field(
+        "ELEVENLABS_API_KEY",
+        description="Sent as xi-api-key; default: the ELEVENLABS_API_KEY environment variable.",
+    )
+    voice_id: str = Field(
+        description="The voice to speak with: an ElevenLabs voice id (GET /v1/voices)."
+    )
+    model_id: str = Field(
+        "eleven_flash_v2_5", description="TTS model id; eleven_flash_v2_5 has ~75 ms latency."
+    )
+    voice_settings: ElevenLabsVoiceSettings = Field(
+        default_factory=ElevenLabsVoiceSettings,
+        description="Table of stability, similarity_boost, style (0-1), speed (0.7-1.2), "
+        "use_speaker_boost; empty = the voice's stored settings.",
+    )
+    optimize_streaming_latency: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="HTTP mode: the vendor's latency optimisation level; 0 is not sent.",
+    )
+    mode: Mode = Field(
+        "http",
+        description='"http": one POST …/stream per reply; "websocket": stream-input, text '
+        "spoken as it arrives.",
+    )
+    chunk_length_schedule: list[int] = Field(
+        default_factory=lambda: [50],
+        description="Websocket mode: characters buffered before each generation, 50-500 each.",
+    )
+    base_url: str = Field(
+        "https://api.elevenlabs.io",
+        description="API origin as the SDK takes it; the WebSocket URL is derived "
+        "(http→ws, https→wss).",
+    )
+    timeout: float = Field(
+        30.0, ge=0.001, le=3600.0, description="Seconds for connecting and for each read/send."
+    )
+
+    @field_validator("api_key", "model_id")
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ElevenLabsSettings:
-        """Parse ``config`` (missing keys take :data:`DEFAULT_CONFIG`'s values).
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"must not be blank, not {value!r}")
+        return value
 
-        Raises:
-            ConfigError: naming the key at fault and what it should be.
-        """
-        blob = ConfigBlob(config, DEFAULT_CONFIG, _WHERE)
-        blob.check_known()
-        mode = blob.get("mode")
-        if mode not in MODES:
-            raise blob.fail("mode", f"must be 'http' or 'websocket', not {mode!r}")
-        voice_id = blob.string("voice_id", strip=False)
-        if not voice_id.strip():
-            raise blob.fail(
-                "voice_id", "is required (an ElevenLabs voice id, e.g. from GET /v1/voices)"
+    @field_validator("voice_id")
+    @classmethod
+    def _voice_id(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                f"must be an ElevenLabs voice id (e.g. from GET /v1/voices), not {value!r}"
             )
-        if "/" in voice_id or voice_id != voice_id.strip():
-            raise blob.fail("voice_id", f"{voice_id!r} is not a voice id")
-        return cls(
-            api_key=blob.string("api_key", required=True, strip=False),
-            voice_id=voice_id,
-            model_id=blob.string("model_id", required=True, strip=False),
-            voice_settings=_voice_settings(blob.get("voice_settings")),
-            optimize_streaming_latency=blob.integer(
-                "optimize_streaming_latency", minimum=0, maximum=4
-            ),
-            mode=mode,
-            chunk_length_schedule=_schedule(blob.get("chunk_length_schedule")),
-            base_url=blob.http_url("base_url"),
-            timeout=blob.number("timeout", minimum=0.001, maximum=3600.0),
+        if "/" in value or value != value.strip():
+            raise ValueError(f"{value!r} is not a voice id")
+        return value
+
+    @field_validator("chunk_length_schedule")
+    @classmethod
+    def _schedule(cls, value: list[int]) -> list[int]:
+        if not value or not all(50 <= n <= 500 for n in value):
+            raise ValueError(f"must be a non-empty list of whole numbers 50-500, not {value!r}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_origin(cls, value: str) -> str:
+        return http_url(value)
+
+    @property
+    def stream_input_url(self) -> str:
+        """The ``stream-input`` WebSocket URL: ``base_url`` with http→ws / https→wss, then
+        ``/v1/text-to-speech/{voice_id}/stream-input?model_id=…&output_format=ulaw_8000``
+        (the SDK's ``build_ws_url`` rule: segments percent-encoded, the base's query
+        dropped)."""
+        parts = urlsplit(websocket_url(self.base_url))
+        segments = ("v1", "text-to-speech", self.voice_id, "stream-input")
+        path = parts.path + "/" + "/".join(quote(s, safe="") for s in segments)
+        query = urlencode(
+            {"model_id": self.model_id, "output_format": OUTPUT_FORMAT}, quote_via=quote
         )
-
-
-def _voice_settings(value: Any) -> Mapping[str, float | bool]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{_WHERE} voice_settings must be a table, not {value!r}")
-    out: dict[str, float | bool] = {}
-    for key, item in value.items():
-        if key not in VOICE_SETTING_RANGES:
-            known = ", ".join(VOICE_SETTING_RANGES)
-            raise ConfigError(f"{_WHERE} unknown voice_settings.{key} (known: {known})")
-        bounds = VOICE_SETTING_RANGES[key]
-        if bounds is None:
-            if not isinstance(item, bool):
-                raise ConfigError(f"{_WHERE} voice_settings.{key} must be true or false")
-            out[key] = item
-            continue
-        if isinstance(item, bool) or not isinstance(item, int | float):
-            raise ConfigError(f"{_WHERE} voice_settings.{key} must be a number, not {item!r}")
-        if not bounds[0] <= item <= bounds[1]:
-            raise ConfigError(
-                f"{_WHERE} voice_settings.{key} must be between {bounds[0]} and {bounds[1]}, "
-                f"not {item}"
-            )
-        out[key] = float(item)
-    return out
-
-
-def _schedule(value: Any) -> tuple[int, ...]:
-    if (
-        not isinstance(value, list | tuple)
-        or not value
-        or not all(isinstance(v, int) and not isinstance(v, bool) and 50 <= v <= 500 for v in value)
-    ):
-        raise ConfigError(
-            f"{_WHERE} chunk_length_schedule must be a non-empty list of whole numbers "
-            f"50-500, not {value!r}"
-        )
-    return tuple(value)
+        return urlunsplit((parts.scheme, parts.netloc, path, query, ""))

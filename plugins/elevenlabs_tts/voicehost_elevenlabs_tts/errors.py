@@ -4,22 +4,23 @@ HTTP errors arrive as the SDK's ``ApiError(status_code, body)``; the body is
 ``{"detail": {"status": "<code>", "message": "<text>"}}`` or, for 422, FastAPI's
 ``{"detail": [{"loc", "msg", "type"}, …]}`` (wire-protocols.md §5.1). WebSocket errors arrive
 as a handshake status, a JSON message carrying ``message``/``error``, or a close code other
-than 1000 (§5.2; exact shape unconfirmed, so every variant is handled).
+than 1000 (§5.2; exact shape unconfirmed, so every variant is handled). Needs no SDK.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from voicehost.errors import (
+from voicehost import (
     ProviderAuthError,
     ProviderConnectionError,
     ProviderError,
     error_for_status,
     stream_dropped,
 )
+from voicehost_elevenlabs_tts.config import PROVIDER_ID
 
-PROVIDER_ID = "elevenlabs"
+__all__ = ["POLICY_VIOLATION", "PROVIDER_ID", "dropped", "message_error", "status_error"]
 
 #: WebSocket close code the vendor uses for a policy violation (bad key, bad message).
 POLICY_VIOLATION = 1008

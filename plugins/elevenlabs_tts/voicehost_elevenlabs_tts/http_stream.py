@@ -5,6 +5,8 @@
 sent by ``AsyncElevenLabs(api_key=…, base_url=…).text_to_speech.stream(...)``. The SDK yields
 the chunked body as it arrives (1024-byte reads); every chunk is yielded on untouched: raw
 μ-law 8 kHz, any length.
+
+Imported only when the provider first speaks in ``http`` mode (it loads the SDK and httpx).
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ from elevenlabs import VoiceSettings
 from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
 
-from voicehost.client_pool import LoopClientPool
-from voicehost.errors import ProviderConnectionError, stream_timed_out
-from voicehost_elevenlabs_tts.config import OUTPUT_FORMAT, ElevenLabsSettings
+from voicehost import LoopClientPool, ProviderConnectionError, stream_timed_out
+from voicehost_elevenlabs_tts.config import OUTPUT_FORMAT, ElevenLabsConfig
 from voicehost_elevenlabs_tts.errors import PROVIDER_ID, dropped, status_error
 
 
 class ClientPool:
     """One ``AsyncElevenLabs`` per event loop and (key, base URL, timeout)
-    (:class:`voicehost.client_pool.LoopClientPool`): replies of a call reuse the keep-alive
+    (:class:`voicehost.LoopClientPool`): replies of a call reuse the keep-alive
     connection instead of paying a TLS handshake each. The pool owns each client's
     ``httpx.AsyncClient`` (passed to the SDK as ``httpx_client``) and closes it in
     :meth:`aclose`."""
@@ -35,21 +36,21 @@ class ClientPool:
             close=lambda pair: pair[1].aclose(), is_closed=lambda pair: pair[1].is_closed
         )
 
-    def get(self, settings: ElevenLabsSettings) -> AsyncElevenLabs:
-        """The client for ``settings`` on the running loop, made on first use."""
+    def get(self, config: ElevenLabsConfig) -> AsyncElevenLabs:
+        """The client for ``config`` on the running loop, made on first use."""
 
         def make() -> tuple[AsyncElevenLabs, httpx.AsyncClient]:
-            http = httpx.AsyncClient(timeout=settings.timeout, follow_redirects=True)
+            http = httpx.AsyncClient(timeout=config.timeout, follow_redirects=True)
             # api_key passed explicitly: the SDK reads ELEVENLABS_API_KEY only at import time.
             client = AsyncElevenLabs(
-                api_key=settings.api_key,
-                base_url=settings.base_url,
-                timeout=settings.timeout,
+                api_key=config.api_key,
+                base_url=config.base_url,
+                timeout=config.timeout,
                 httpx_client=http,
             )
             return client, http
 
-        key = (settings.api_key, settings.base_url, settings.timeout)
+        key = (config.api_key, config.base_url, config.timeout)
         return self._pool.get(key, make)[0]
 
     async def aclose(self) -> None:
@@ -58,7 +59,7 @@ class ClientPool:
 
 
 async def stream_http(
-    client: AsyncElevenLabs, text: str, settings: ElevenLabsSettings
+    client: AsyncElevenLabs, text: str, config: ElevenLabsConfig
 ) -> AsyncIterator[bytes]:
     """Speak ``text`` over one streamed HTTP request: μ-law 8 kHz chunks as they arrive.
 
@@ -71,15 +72,15 @@ async def stream_http(
         ProviderConnectionError: unreachable, timed out, or the body ended early.
     """
     options: dict[str, Any] = {}
-    if settings.voice_settings:
-        options["voice_settings"] = VoiceSettings(**settings.voice_settings)
-    if settings.optimize_streaming_latency:
-        options["optimize_streaming_latency"] = settings.optimize_streaming_latency
+    if voice_settings := config.voice_settings.to_request():
+        options["voice_settings"] = VoiceSettings(**voice_settings)
+    if config.optimize_streaming_latency:
+        options["optimize_streaming_latency"] = config.optimize_streaming_latency
     received = 0
     stream = client.text_to_speech.stream(
-        settings.voice_id,
+        config.voice_id,
         text=text,
-        model_id=settings.model_id,
+        model_id=config.model_id,
         output_format=OUTPUT_FORMAT,
         # chunk_size None: hand each body chunk over as it arrives (httpx semantics). The
         # SDK's 1024-byte default would hold back up to 128 ms of μ-law before the first frame.

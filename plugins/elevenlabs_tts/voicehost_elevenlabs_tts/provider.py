@@ -1,4 +1,4 @@
-"""ElevenLabs as a voicehost :class:`~voicehost.contracts.SpeechProvider` (id ``elevenlabs``).
+"""ElevenLabs as a voicehost :class:`~voicehost.SpeechProvider` (id ``elevenlabs``).
 
 Audio is requested as ``ulaw_8000`` (G.711 μ-law, 8 kHz, mono, headerless) — Twilio's own
 format — so the host only re-frames it into 160-byte / 20 ms frames; no conversion.
@@ -12,71 +12,88 @@ Two modes (config ``mode``):
 - ``"websocket"``: the ``stream-input`` socket (:mod:`voicehost_elevenlabs_tts.websocket_stream`);
   :meth:`synthesize_stream` sends text chunks as they arrive on one socket, and
   :meth:`synthesize` sends its one text the same way.
+
+The stream module of the configured mode (and with it the ``elevenlabs`` SDK and ``httpx`` or
+``websockets``) is imported by :meth:`~ElevenLabsSpeechProvider.preload` at start-up, or else
+by the first reply that needs it; never when the plugin is imported or registered.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterable, AsyncIterator
+from importlib import import_module
+from typing import TYPE_CHECKING, ClassVar
 
-from voicehost.contracts import MULAW_8K, AudioFormat, SpeechProvider
-from voicehost.provider_config import is_set
-from voicehost_elevenlabs_tts.config import DEFAULT_CONFIG, ElevenLabsSettings
-from voicehost_elevenlabs_tts.errors import PROVIDER_ID
-from voicehost_elevenlabs_tts.http_stream import ClientPool, stream_http
-from voicehost_elevenlabs_tts.websocket_stream import stream_websocket
+from voicehost import MULAW_8K, AudioFormat, SpeechProvider
+from voicehost_elevenlabs_tts.config import PROVIDER_ID, ElevenLabsConfig
+
+if TYPE_CHECKING:
+    from voicehost_elevenlabs_tts.http_stream import ClientPool
 
 
-class ElevenLabsSpeechProvider(SpeechProvider):
-    """Streamed ElevenLabs TTS in μ-law 8 kHz (config: :mod:`voicehost_elevenlabs_tts.config`)."""
+class ElevenLabsSpeechProvider(SpeechProvider[ElevenLabsConfig]):
+    """Streamed ElevenLabs TTS in μ-law 8 kHz.
+
+    Config: :class:`~voicehost_elevenlabs_tts.config.ElevenLabsConfig`, parsed once by the
+    host. In ``http`` mode one SDK client is kept per event loop and (key, base URL,
+    timeout), so replies of a call reuse the keep-alive connection.
+    """
 
     id: ClassVar[str] = PROVIDER_ID
     label: ClassVar[str] = "ElevenLabs TTS (streamed μ-law 8 kHz)"
     output_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
-    default_config: ClassVar[Mapping[str, Any]] = DEFAULT_CONFIG
+    config_class: ClassVar[type[ElevenLabsConfig]] = ElevenLabsConfig
 
     def __init__(self) -> None:
-        self._clients = ClientPool()
+        self._pool: ClientPool | None = None
 
     async def aclose(self) -> None:
         """Close the pooled HTTP clients of the running event loop (their keep-alive
         connections). Optional: an addition to the contract for hosts and tests that shut
         down cleanly; synthesizing again afterwards opens new clients."""
-        await self._clients.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
 
-    def is_configured(self, config: Mapping[str, Any]) -> bool:
-        """True when an API key and a voice id are present."""
-        return is_set(config, "api_key") and is_set(config, "voice_id")
+    def is_configured(self, config: ElevenLabsConfig) -> bool:
+        """True when ``config.api_key`` is not blank (``voice_id`` is required by the config
+        class itself)."""
+        return bool(config.api_key.strip())
 
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        """Raises ConfigError naming the bad key (unknown mode, missing voice_id, a
-        voice setting out of range …)."""
-        ElevenLabsSettings.from_config(config)
+    def preload(self, config: ElevenLabsConfig) -> None:
+        """Import the stream module ``config.mode`` uses (the SDK with ``httpx`` or
+        ``websockets``) now — blocking, at start-up, off the event loop — so the first reply
+        does not pay for the import on the event loop."""
+        module = "websocket_stream" if config.mode == "websocket" else "http_stream"
+        import_module(f"voicehost_elevenlabs_tts.{module}")
 
-    def synthesize(self, text: str, config: Mapping[str, Any]) -> AsyncIterator[bytes]:
+    def output_format(self, config: ElevenLabsConfig) -> AudioFormat:
+        """Always μ-law 8 kHz mono (``output_format = "ulaw_8000"``), in both modes."""
+        return MULAW_8K
+
+    def synthesize(self, text: str, config: ElevenLabsConfig) -> AsyncIterator[bytes]:
         """Speak ``text``: raw μ-law 8 kHz chunks as the vendor sends them (any length).
 
         Blank text yields nothing and makes no request. ``aclose()`` or cancellation closes
         the HTTP response / socket at once.
-
-        Raises:
-            ConfigError: ``config`` is invalid (at the call, before any request).
 
         Raises (while iterating):
             ProviderAuthError: 401/403 or an invalid-key error message.
             ProviderError: other vendor errors (``status``, ``code`` set).
             ProviderConnectionError: unreachable, timed out, or the stream dropped.
         """
-        settings = ElevenLabsSettings.from_config(config)
-        return self._synthesize(text, settings)
+        return self._synthesize(text, config)
 
-    async def _synthesize(self, text: str, settings: ElevenLabsSettings) -> AsyncIterator[bytes]:
+    async def _synthesize(self, text: str, config: ElevenLabsConfig) -> AsyncIterator[bytes]:
         if not text.strip():
             return
-        if settings.mode == "websocket":
-            stream = stream_websocket(_once(text), settings)
+        if config.mode == "websocket":
+            from voicehost_elevenlabs_tts.websocket_stream import stream_websocket
+
+            stream = stream_websocket(_once(text), config)
         else:
-            stream = stream_http(self._clients.get(settings), text.strip(), settings)
+            from voicehost_elevenlabs_tts.http_stream import stream_http
+
+            stream = stream_http(self._clients().get(config), text.strip(), config)
         try:
             async for chunk in stream:
                 yield chunk
@@ -84,17 +101,36 @@ class ElevenLabsSpeechProvider(SpeechProvider):
             await stream.aclose()
 
     def synthesize_stream(
-        self, text: AsyncIterable[str], config: Mapping[str, Any]
+        self, text: AsyncIterable[str], config: ElevenLabsConfig
     ) -> AsyncIterator[bytes]:
         """Speak streamed text. ``websocket`` mode: one ``stream-input`` socket, each piece
         sent as it arrives. ``http`` mode: the contract's default (a request a sentence).
 
-        Raises: as :meth:`synthesize`, plus whatever iterating ``text`` raised.
+        Raises (while iterating): as :meth:`synthesize`, plus whatever iterating ``text``
+        raised.
         """
-        settings = ElevenLabsSettings.from_config(config)
-        if settings.mode == "websocket":
-            return stream_websocket(text, settings)
+        if config.mode == "websocket":
+            return self._stream_websocket(text, config)
         return super().synthesize_stream(text, config)
+
+    async def _stream_websocket(
+        self, text: AsyncIterable[str], config: ElevenLabsConfig
+    ) -> AsyncIterator[bytes]:
+        from voicehost_elevenlabs_tts.websocket_stream import stream_websocket
+
+        stream = stream_websocket(text, config)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
+
+    def _clients(self) -> ClientPool:
+        if self._pool is None:
+            from voicehost_elevenlabs_tts.http_stream import ClientPool
+
+            self._pool = ClientPool()
+        return self._pool
 
 
 async def _once(text: str) -> AsyncIterator[str]:

@@ -12,16 +12,19 @@ Protocol (wire-protocols.md §5.2)::
 
 Choice: this module drives the documented protocol with the ``websockets`` asyncio client
 and the SDK's own message types (``InitializeConnection``, ``SendText``, ``CloseConnection``,
-``AudioOutput``, ``FinalOutput``, ``RealtimeVoiceSettings``, ``GenerationConfig``) and URL
-builder (``elevenlabs.url_utils.build_ws_url``, http→ws, https→wss). It does not use the
-SDK's ``text_to_speech.convert_realtime`` because in SDK 2.78 that exists only on the *sync*
-client (``websockets.sync``: it would block the event loop every call shares), always dials
-``wss://`` from a private ``_ws_base_url``, polls for audio with 10 ms receive timeouts and
-never sends ``flush``.
+``AudioOutput``, ``FinalOutput``, ``RealtimeVoiceSettings``, ``GenerationConfig``); the URL is
+``ElevenLabsConfig.stream_input_url`` (the SDK's ``build_ws_url`` rule: http→ws,
+https→wss). It does not use the SDK's ``text_to_speech.convert_realtime`` because in SDK
+2.78 that exists only on the *sync* client (``websockets.sync``: it would block the event
+loop every call shares), always dials ``wss://`` from a private ``_ws_base_url``, polls for
+audio with 10 ms receive timeouts and never sends ``flush``.
 
 Text handling: pieces are cut at whitespace so a word is never split across messages, each
 ends with one space as the vendor requires, and a piece that ends a sentence carries
 ``"flush": true`` so its audio is generated without waiting for more text.
+
+Imported only when the provider first speaks in ``websocket`` mode (it loads the SDK and
+``websockets``).
 """
 
 from __future__ import annotations
@@ -44,26 +47,16 @@ from elevenlabs.types import (
     RealtimeVoiceSettings,
     SendText,
 )
-from elevenlabs.url_utils import build_ws_url
 from elevenlabs.version import __version__ as sdk_version
 from websockets.asyncio.client import ClientConnection, connect
 
-from voicehost.errors import ProviderConnectionError, ProviderError
-from voicehost_elevenlabs_tts.config import OUTPUT_FORMAT, ElevenLabsSettings
+from voicehost import ProviderConnectionError, ProviderError
+from voicehost_elevenlabs_tts.config import ElevenLabsConfig
 from voicehost_elevenlabs_tts.errors import PROVIDER_ID, dropped, message_error, status_error
 
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s*$")
 #: Seconds to wait for the vendor's close frame after ours (barge-in must not linger).
 CLOSE_TIMEOUT_S = 1.0
-
-
-def stream_input_url(settings: ElevenLabsSettings) -> str:
-    """The ``stream-input`` URL derived from ``base_url`` (http→ws, https→wss)."""
-    return build_ws_url(
-        settings.base_url,
-        ["v1", "text-to-speech", settings.voice_id, "stream-input"],
-        {"model_id": settings.model_id, "output_format": OUTPUT_FORMAT},
-    )
 
 
 async def word_pieces(texts: AsyncIterable[str]) -> AsyncIterator[tuple[str, bool]]:
@@ -84,7 +77,7 @@ async def word_pieces(texts: AsyncIterable[str]) -> AsyncIterator[tuple[str, boo
 
 
 async def stream_websocket(
-    texts: AsyncIterable[str], settings: ElevenLabsSettings
+    texts: AsyncIterable[str], config: ElevenLabsConfig
 ) -> AsyncIterator[bytes]:
     """Speak text that arrives in pieces over one ``stream-input`` socket.
 
@@ -99,8 +92,8 @@ async def stream_websocket(
         ProviderConnectionError: unreachable, or the socket closed before the end of audio.
         Exception: whatever iterating ``texts`` raised, unchanged.
     """
-    ws = await _open(settings)
-    sender = asyncio.create_task(_send_all(ws, texts, settings), name="elevenlabs-ws-sender")
+    ws = await _open(config)
+    sender = asyncio.create_task(_send_all(ws, texts, config), name="elevenlabs-ws-sender")
     received = 0
     error_payload: dict[str, Any] | None = None
     closed: websockets.ConnectionClosed | None = None
@@ -155,14 +148,14 @@ async def _abort(ws: ClientConnection) -> None:
             await ws.wait_closed()
 
 
-async def _open(settings: ElevenLabsSettings) -> ClientConnection:
-    url = stream_input_url(settings)
-    headers = {"xi-api-key": settings.api_key, "User-Agent": f"elevenlabs/{sdk_version}"}
+async def _open(config: ElevenLabsConfig) -> ClientConnection:
+    url = config.stream_input_url
+    headers = {"xi-api-key": config.api_key, "User-Agent": f"elevenlabs/{sdk_version}"}
     try:
         return await connect(
             url,
             additional_headers=headers,
-            open_timeout=settings.timeout,
+            open_timeout=config.timeout,
             close_timeout=CLOSE_TIMEOUT_S,
             max_size=None,
         )
@@ -174,26 +167,26 @@ async def _open(settings: ElevenLabsSettings) -> ClientConnection:
 
 
 async def _send_all(
-    ws: ClientConnection, texts: AsyncIterable[str], settings: ElevenLabsSettings
+    ws: ClientConnection, texts: AsyncIterable[str], config: ElevenLabsConfig
 ) -> None:
     """Initialize, send each piece as it arrives, then the end-of-input message. A failure
     of ``texts`` (or a send timing out) drops the socket, so the receiver wakes, and is
     re-raised for it to report."""
     options: dict[str, Any] = {}
-    if settings.voice_settings:
-        options["voice_settings"] = RealtimeVoiceSettings(**settings.voice_settings)
+    if voice_settings := config.voice_settings.to_request():
+        options["voice_settings"] = RealtimeVoiceSettings(**voice_settings)
     init = InitializeConnection(
         generation_config=GenerationConfig(
-            chunk_length_schedule=list(settings.chunk_length_schedule)
+            chunk_length_schedule=list(config.chunk_length_schedule)
         ),
         **options,
     )
     try:
-        await _send(ws, init.json(), settings)
+        await _send(ws, init.json(), config)
         async for piece, ends_sentence in word_pieces(texts):
             message = SendText(text=piece, flush=True) if ends_sentence else SendText(text=piece)
-            await _send(ws, message.json(), settings)
-        await _send(ws, CloseConnection().json(), settings)
+            await _send(ws, message.json(), config)
+        await _send(ws, CloseConnection().json(), config)
     except websockets.ConnectionClosed:
         return  # the receiver reports why the socket closed
     except BaseException:
@@ -201,11 +194,11 @@ async def _send_all(
         raise
 
 
-async def _send(ws: ClientConnection, message: str, settings: ElevenLabsSettings) -> None:
+async def _send(ws: ClientConnection, message: str, config: ElevenLabsConfig) -> None:
     """One text frame, bounded by the configured timeout (a half-closed socket must not
     stall the call)."""
     try:
-        async with asyncio.timeout(settings.timeout):
+        async with asyncio.timeout(config.timeout):
             await ws.send(message)
     except TimeoutError as exc:
         raise ProviderError(

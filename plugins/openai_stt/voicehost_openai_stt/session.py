@@ -23,14 +23,17 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-from openai import AsyncOpenAI
-
-from voicehost.contracts import TranscriptionRequest
-from voicehost.errors import ProviderAuthError, ProviderError
-from voicehost.stt_stream import StreamingTranscriptionSession, upgrade_error
+from voicehost import (
+    ProviderAuthError,
+    ProviderError,
+    StreamingTranscriptionSession,
+    TranscriptionRequest,
+    upgrade_error,
+)
 from voicehost_openai_stt.config import INPUT_FORMAT_TYPE, WHERE, OpenAISTTConfig
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the SDK is imported by the provider, when it builds the first client
+    from openai import AsyncOpenAI
     from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 PROVIDER_ID = "openai"
@@ -56,8 +59,13 @@ def _vendor_error(event: Any, what: str) -> ProviderError:
     return cls(PROVIDER_ID, f"{what}: {message}{hint}", code=code)
 
 
-class OpenAITranscriptionSession(StreamingTranscriptionSession):
+class OpenAITranscriptionSession(StreamingTranscriptionSession[OpenAISTTConfig]):
     """Realtime transcription of one call (input ``audio/pcmu``, so μ-law passes through).
+
+    Args:
+        request: the call's request; ``request.config`` is normally ``config``.
+        config: the parsed ``[stt.openai]`` table.
+        client: the SDK client to open the realtime socket on (shared by calls).
 
     Callbacks: ``input_audio_buffer.speech_started`` → ``on_speech_start``; each
     ``…transcription.delta`` → ``on_partial`` with the item's text so far; ``…completed`` →
@@ -72,8 +80,7 @@ class OpenAITranscriptionSession(StreamingTranscriptionSession):
     def __init__(
         self, request: TranscriptionRequest, config: OpenAISTTConfig, client: AsyncOpenAI
     ) -> None:
-        super().__init__(request, config.stream)
-        self.config = config
+        super().__init__(request, config)
         #: The ``session`` object of the last ``session.updated`` (the effective config).
         self.acknowledged: dict[str, Any] | None = None
         self._client = client
@@ -117,7 +124,7 @@ class OpenAITranscriptionSession(StreamingTranscriptionSession):
         audio_in = _as_dict(_as_dict(session.get("audio")).get("input"))
         fmt = _as_dict(audio_in.get("format")).get("type")
         turn = _as_dict(audio_in.get("turn_detection")).get("type")
-        wanted_turn = self.config.turn_detection.get("type")
+        wanted_turn = self.config.turn_detection.type
         problems = []
         if session.get("type", "transcription") != "transcription":
             problems.append(f"session type {session.get('type')!r}, not 'transcription'")

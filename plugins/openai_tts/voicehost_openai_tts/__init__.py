@@ -1,22 +1,21 @@
 """voicehost plugin: OpenAI TTS (provider id ``openai``), streamed 24 kHz PCM.
 
 Loaded from the ``voicehost`` entry point ``openai_tts``; registers through the
-``register_speech_providers`` hook only (never at import time).
+``register_speech_providers`` hook only (never at import time). Importing this package does
+not import the ``openai`` SDK: the first reply does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from voicehost import hookimpl
-from voicehost.contracts import SpeechProvider
-from voicehost_openai_tts.config import DEFAULT_CONFIG, OpenAITTSSettings
+from voicehost import SpeechProvider, hookimpl
+from voicehost_openai_tts.config import OpenAITTSConfig
 from voicehost_openai_tts.provider import OpenAISpeechProvider
 
 __all__ = [
-    "DEFAULT_CONFIG",
     "OpenAISpeechProvider",
-    "OpenAITTSSettings",
+    "OpenAITTSConfig",
     "register_speech_providers",
 ]
 

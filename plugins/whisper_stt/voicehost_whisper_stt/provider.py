@@ -1,11 +1,15 @@
-"""The ``whisper`` STT provider: offline streaming transcription with faster-whisper."""
+"""The ``whisper`` STT provider: offline streaming transcription with faster-whisper.
+
+Importing this module is cheap: the session, the engine (numpy, faster-whisper, CTranslate2,
+the bundled weights) and the Silero VAD (ONNX Runtime) are imported by :meth:`preload` and
+:meth:`create_session`, so listing plugins or checking a config loads no model library.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from voicehost.contracts import (
+from voicehost import (
     MULAW_8K,
     PCM16_8K,
     PCM16_16K,
@@ -14,54 +18,55 @@ from voicehost.contracts import (
     TranscriptionProvider,
     TranscriptionRequest,
 )
-from voicehost_whisper_stt import vad
-from voicehost_whisper_stt.config import DEFAULT_CONFIG, parse_config
-from voicehost_whisper_stt.engine import PROVIDER_ID, get_engine
-from voicehost_whisper_stt.session import WhisperSession
+from voicehost_whisper_stt.config import PROVIDER_ID, WhisperConfig
+
+if TYPE_CHECKING:
+    from voicehost_whisper_stt.session import WhisperSession
 
 
-class WhisperProvider(TranscriptionProvider):
+class WhisperProvider(TranscriptionProvider[WhisperConfig]):
     """Local Whisper (faster-whisper / CTranslate2) with Silero VAD endpointing.
 
     Input formats: μ-law 8 kHz first, so the host passes Twilio's bytes through untouched and
     the session converts them to the 16 kHz PCM16 that Silero VAD and Whisper run on (G.711
-    decode plus a stateful soxr resampler, ``voicehost.audio.AudioConverter``); PCM16 at
-    16 kHz (no conversion) and 8 kHz are accepted too.
+    decode plus a stateful soxr resampler, ``voicehost.AudioConverter``); PCM16 at 16 kHz (no
+    conversion) and 8 kHz are accepted too.
 
-    Config: see :data:`voicehost_whisper_stt.config.DEFAULT_CONFIG`. The model is shared by
-    every call in the process and loaded on the first :meth:`WhisperSession.connect`.
+    Config: :class:`~voicehost_whisper_stt.config.WhisperConfig` (``[stt.whisper]``). The
+    model is shared by every call in the process and loaded by :meth:`preload` or on the
+    first :meth:`WhisperSession.connect`.
     """
 
     id: ClassVar[str] = PROVIDER_ID
     label: ClassVar[str] = "Whisper (offline, faster-whisper)"
+    config_class: ClassVar[type[WhisperConfig]] = WhisperConfig
     input_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K, PCM16_16K, PCM16_8K)
     capabilities: ClassVar[TranscriptionCapabilities] = TranscriptionCapabilities(
         interim_results=True, speech_events=True
     )
-    default_config: ClassVar[Mapping[str, Any]] = DEFAULT_CONFIG
 
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        """Raises ConfigError naming the ``[stt.whisper]`` key at fault."""
-        parse_config(config)
-
-    def preload(self, config: Mapping[str, Any]) -> None:
+    def preload(self, config: WhisperConfig) -> None:
         """Load the Silero VAD and the Whisper model for ``config`` now, so the first call
         does not wait for them. Blocking: run it off the event loop, e.g.
         ``await asyncio.to_thread(provider.preload, config)`` at server start-up.
 
         Raises:
-            ConfigError: the config blob is invalid.
-            ProviderError: the model could not be loaded.
+            ProviderError: the model could not be loaded (missing weights, not in the local
+                Hugging Face cache, unreadable directory).
         """
-        settings = parse_config(config)
+        from voicehost_whisper_stt import vad
+        from voicehost_whisper_stt.engine import get_engine
+
         vad.preload()
-        get_engine(settings).load()
+        get_engine(config).load()
 
     def create_session(self, request: TranscriptionRequest) -> WhisperSession:
         """Make one call's session (not connected; the model loads in ``connect``).
 
+        ``request.config`` is the parsed :class:`WhisperConfig`.
+
         Raises:
-            ConfigError: the config blob is invalid.
+            TypeError: ``request.config`` is not a :class:`WhisperConfig`.
             ValueError: ``request.input_format`` is not one of :attr:`input_formats`.
         """
         if request.input_format not in self.input_formats:
@@ -69,4 +74,6 @@ class WhisperProvider(TranscriptionProvider):
                 f"whisper: unsupported input format {request.input_format}; "
                 f"accepted: {', '.join(str(f) for f in self.input_formats)}"
             )
-        return WhisperSession(parse_config(request.config), request)
+        from voicehost_whisper_stt.session import WhisperSession
+
+        return WhisperSession(request)

@@ -5,7 +5,7 @@ Audio path, per :meth:`WhisperSession.send_audio` chunk:
 1. The chunk is appended to an inbox and a drain is scheduled on the event loop
    (``call_soon``), so a burst of frames is handled in one pass and callbacks never run inside
    ``send_audio``.
-2. The drain converts it to PCM16 16 kHz (``voicehost.audio.AudioConverter``: G.711 decode and
+2. The drain converts it to PCM16 16 kHz (``voicehost.AudioConverter``: G.711 decode and
    a stateful soxr resampler when the host passes Twilio's μ-law 8 kHz through) and runs the
    :class:`~voicehost_whisper_stt.segmenter.Segmenter` (Silero VAD, ~0.1 ms of CPU per 32 ms
    window — cheap enough for the loop; no inference happens here).
@@ -32,12 +32,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from voicehost.audio import AudioConverter
-from voicehost.contracts import PCM16_16K, TranscriptionRequest, TranscriptionSession
-from voicehost.errors import ProviderError
+from voicehost import (
+    PCM16_16K,
+    AudioConverter,
+    ProviderError,
+    TranscriptionRequest,
+    TranscriptionSession,
+)
 from voicehost_whisper_stt import vad
-from voicehost_whisper_stt.config import WhisperSettings
-from voicehost_whisper_stt.engine import PROVIDER_ID, Transcript, get_engine
+from voicehost_whisper_stt.config import PROVIDER_ID, WhisperConfig
+from voicehost_whisper_stt.engine import Transcript, get_engine
 from voicehost_whisper_stt.finals import FinalTiming, PendingFinal
 from voicehost_whisper_stt.scheduler import Job, Outcome, Ticket
 from voicehost_whisper_stt.segmenter import (
@@ -59,20 +63,29 @@ State = Literal["new", "open", "closing", "closed"]
 
 
 class WhisperSession(TranscriptionSession):
-    """A :class:`~voicehost.contracts.TranscriptionSession` on a shared local Whisper model.
+    """A :class:`~voicehost.TranscriptionSession` on a shared local Whisper model.
 
-    Besides the contract it offers :meth:`wait_idle` (await until every queued transcription
-    of this call has been reported) and :attr:`final_timings` (one :class:`FinalTiming` per
-    final, for benchmarks).
+    ``request.config`` must be a :class:`~voicehost_whisper_stt.config.WhisperConfig` (the
+    parsed ``[stt.whisper]`` table). Besides the contract it offers :meth:`wait_idle` (await
+    until every queued transcription of this call has been reported) and
+    :attr:`final_timings` (one :class:`FinalTiming` per final, for benchmarks).
+
+    Raises:
+        TypeError: ``request.config`` is not a ``WhisperConfig``.
     """
 
-    def __init__(self, settings: WhisperSettings, request: TranscriptionRequest) -> None:
-        self.settings = settings
+    def __init__(self, request: TranscriptionRequest) -> None:
+        config = request.config
+        if not isinstance(config, WhisperConfig):
+            raise TypeError(
+                f"whisper: request.config must be a WhisperConfig, got {type(config).__name__}"
+            )
+        self.config: WhisperConfig = config
         self.request = request
         self._callbacks = request.callbacks
         fmt = request.input_format
         self._converter = None if fmt == PCM16_16K else AudioConverter(fmt, PCM16_16K)
-        self._engine = get_engine(settings)
+        self._engine = get_engine(config)
         self._state: State = "new"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._segmenter: Segmenter | None = None
@@ -108,16 +121,16 @@ class WhisperSession(TranscriptionSession):
         await asyncio.to_thread(self._load)
         if self._state != "new":  # closed while loading
             return
-        settings = self.settings
+        config = self.config
         self._segmenter = Segmenter(
             vad.StreamingVad().window_probability,
-            threshold=settings.threshold,
-            min_speech_ms=settings.min_speech_ms,
-            min_silence_ms=settings.min_silence_ms,
-            partial_interval_ms=settings.partial_interval_ms,
-            pre_roll_ms=settings.pre_roll_ms,
-            post_roll_ms=settings.post_roll_ms,
-            max_utterance_s=settings.max_utterance_s,
+            threshold=config.threshold,
+            min_speech_ms=config.min_speech_ms,
+            min_silence_ms=config.min_silence_ms,
+            partial_interval_ms=config.partial_interval_ms,
+            pre_roll_ms=config.pre_roll_ms,
+            post_roll_ms=config.post_roll_ms,
+            max_utterance_s=config.max_utterance_s,
         )
         self._ticket = self._engine.scheduler.open()
         self._state = "open"
@@ -214,7 +227,7 @@ class WhisperSession(TranscriptionSession):
             elif isinstance(event, PartialDue):
                 self._submit_partial(event)
             elif isinstance(event, EndLikely):
-                if self.settings.speculative_final:
+                if self.config.speculative_final:
                     self._void_speculation()
                     self._speculation = PendingFinal(
                         event.utterance, len(event.audio), event.at_ms, speculative=True
@@ -253,12 +266,12 @@ class WhisperSession(TranscriptionSession):
         self._engine.scheduler.submit(self._ticket, job)
 
     def _submit_partial(self, event: PartialDue) -> None:
-        settings = self.settings
+        language = self.config.language_code
 
         def run() -> Transcript:
             return self._engine.transcribe(
                 event.audio,
-                language=settings.language,
+                language=language,
                 beam_size=1,
                 prompt=self._prompt,
                 final=False,
@@ -283,12 +296,12 @@ class WhisperSession(TranscriptionSession):
             self._report(self._callbacks.on_partial, text)
 
     def _submit_final(self, pending: PendingFinal, audio: np.ndarray) -> None:
-        settings = self.settings
+        config = self.config
 
         def run() -> Transcript:
-            prompt = self._prompt if settings.carry_context else None
+            prompt = self._prompt if config.carry_context else None
             return self._engine.transcribe(
-                audio, language=settings.language, beam_size=settings.beam_size, prompt=prompt
+                audio, language=config.language_code, beam_size=config.beam_size, prompt=prompt
             )
 
         def done(outcome: Outcome) -> None:

@@ -6,68 +6,25 @@ spelling, and LiveKit's ``STTCapabilities`` for capability flags.
 
 A provider is a long-lived object registered once per process through a pluggy hook
 (:mod:`voicehost.hookspecs`). Per call, the host asks it for a session (STT) or a stream of
-audio (TTS), always handing over the provider's *config blob*: the ``[stt.<id>]`` /
-``[tts.<id>]`` table of ``plugins.toml`` merged over the provider's ``default_config``, with
-``${VAR}`` references already resolved (see :mod:`voicehost.config`).
+audio (TTS), always handing over the provider's *config*: its ``[stt.<id>]`` /
+``[tts.<id>]`` table of ``plugins.toml``, ``${VAR}`` references resolved, parsed once at
+start-up into the provider's ``config_class`` (see :mod:`voicehost.config_model`).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import ClassVar, Generic, TypeVar
 
 import attrs
 
+from voicehost.config_model import ProviderConfig
+from voicehost.contracts.formats import MULAW_8K, AudioFormat
 from voicehost.text import sentences
 
-Encoding = Literal["mulaw", "pcm16"]
-
-
-@attrs.frozen
-class AudioFormat:
-    """A raw audio format: no container, no header.
-
-    Attributes:
-        encoding: ``"mulaw"`` (G.711 μ-law, one byte a sample) or ``"pcm16"`` (signed 16-bit
-            little-endian linear PCM, two bytes a sample).
-        sample_rate: samples a second, in Hz (8000, 16000, 22050, 24000 …).
-        channels: interleaved channels; telephony is always 1.
-    """
-
-    encoding: Encoding
-    sample_rate: int
-    channels: int = 1
-
-    @property
-    def sample_width(self) -> int:
-        """Bytes a sample per channel: 1 for μ-law, 2 for PCM16."""
-        return 1 if self.encoding == "mulaw" else 2
-
-    @property
-    def bytes_per_second(self) -> int:
-        """Bytes of one second of audio in this format."""
-        return self.sample_rate * self.sample_width * self.channels
-
-    def bytes_for_ms(self, ms: float) -> int:
-        """Bytes of ``ms`` milliseconds of audio, rounded down to whole samples."""
-        samples = int(self.sample_rate * ms / 1000)
-        return samples * self.sample_width * self.channels
-
-    def duration_ms(self, n_bytes: int) -> float:
-        """Milliseconds of audio in ``n_bytes`` bytes of this format."""
-        return n_bytes * 1000 / self.bytes_per_second
-
-    def __str__(self) -> str:
-        return f"{self.encoding}/{self.sample_rate}Hz/{self.channels}ch"
-
-
-#: What Twilio Media Streams carries both ways: G.711 μ-law, 8 kHz, mono.
-MULAW_8K = AudioFormat("mulaw", 8000)
-PCM16_8K = AudioFormat("pcm16", 8000)
-PCM16_16K = AudioFormat("pcm16", 16000)
-PCM16_22K = AudioFormat("pcm16", 22050)
-PCM16_24K = AudioFormat("pcm16", 24000)
+#: A provider's parsed config type (its ``config_class``).
+ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
 
 
 def _ignore(*_args: object) -> None:
@@ -99,7 +56,7 @@ class TranscriptionRequest:
     """Everything a provider needs to open one call's STT session.
 
     Attributes:
-        config: the provider's config blob (resolved; see module docstring).
+        config: the provider's parsed config (its ``config_class``; see module docstring).
         callbacks: where results go.
         input_format: the format the host will feed to ``send_audio``; always one of the
             provider's ``input_formats``.
@@ -107,7 +64,7 @@ class TranscriptionRequest:
         stream_sid: Twilio stream SID (``MZ…``).
     """
 
-    config: Mapping[str, Any]
+    config: ProviderConfig
     callbacks: TranscriptionCallbacks = attrs.field(factory=TranscriptionCallbacks)
     input_format: AudioFormat = MULAW_8K
     call_sid: str = ""
@@ -158,35 +115,29 @@ class TranscriptionSession(abc.ABC):
         """True while the vendor stream is open and accepting audio."""
 
 
-class Provider(abc.ABC):
-    """What every provider kind shares: an id, a config blob with defaults, its start-up
-    validation and an optional preload. :class:`TranscriptionProvider` and
-    :class:`SpeechProvider` (and :class:`voicehost.responders.ResponderProvider`) add their
-    kind's audio formats and per-call work.
+class Provider(abc.ABC, Generic[ConfigT]):
+    """What every provider kind shares: an id, a typed config class, an "is it configured"
+    check and an optional preload. :class:`TranscriptionProvider`, :class:`SpeechProvider` and
+    :class:`~voicehost.contracts.responders.ResponderProvider` add their kind's per-call work.
 
     Class attributes:
         id: the provider id chosen with ``[stt|tts|responder] provider = "<id>"``.
         label: a human name for listings.
-        default_config: the config blob's defaults; string values may hold ``${VAR}``.
+        config_class: the :class:`~voicehost.config_model.ProviderConfig` subclass its
+            ``[<kind>.<id>]`` table is parsed into, once, at start-up (types, defaults,
+            ranges and a doc per key; unknown keys refused). Every method below receives
+            that parsed, frozen object as ``config``.
     """
 
     id: ClassVar[str]
     label: ClassVar[str] = ""
-    default_config: ClassVar[Mapping[str, Any]] = {}
+    config_class: ClassVar[type[ProviderConfig]] = ProviderConfig
 
-    def is_configured(self, config: Mapping[str, Any]) -> bool:
+    def is_configured(self, config: ConfigT) -> bool:
         """True when ``config`` is complete enough to serve a call (e.g. has an API key)."""
         return True
 
-    def validate_config(self, config: Mapping[str, Any]) -> None:
-        """Check ``config`` at start-up.
-
-        Raises:
-            ConfigError: naming the key at fault. The default accepts anything.
-        """
-        return None
-
-    def preload(self, config: Mapping[str, Any]) -> None:
+    def preload(self, config: ConfigT) -> None:
         """Load models or warm connections for ``config`` before the first call.
 
         Blocking; the server calls it once at start-up, before it listens (never on a running
@@ -199,10 +150,10 @@ class Provider(abc.ABC):
         return None
 
 
-class TranscriptionProvider(Provider):
+class TranscriptionProvider(Provider[ConfigT]):
     """A speech-to-text provider (the seed's ``RealtimeTranscriptionProviderPlugin``).
 
-    Class attributes (besides :class:`Provider`'s ``id``, ``label``, ``default_config``):
+    Class attributes (besides :class:`Provider`'s ``id``, ``label``, ``config_class``):
         input_formats: formats ``send_audio`` accepts, preferred first. When μ-law 8 kHz is
             among them the host passes Twilio's bytes through untouched.
         capabilities: see :class:`TranscriptionCapabilities`.
@@ -216,22 +167,22 @@ class TranscriptionProvider(Provider):
         """Make (not yet connect) one call's session."""
 
 
-class SpeechProvider(Provider):
+class SpeechProvider(Provider[ConfigT]):
     """A text-to-speech provider.
 
-    Class attributes (besides :class:`Provider`'s ``id``, ``label``, ``default_config``):
+    Class attributes (besides :class:`Provider`'s ``id``, ``label``, ``config_class``):
         output_formats: formats :meth:`synthesize` may yield; which one a given config yields
             is :meth:`output_format`.
     """
 
     output_formats: ClassVar[tuple[AudioFormat, ...]] = (MULAW_8K,)
 
-    def output_format(self, config: Mapping[str, Any]) -> AudioFormat:
+    def output_format(self, config: ConfigT) -> AudioFormat:
         """The format :meth:`synthesize` yields for ``config``. Default: the first declared."""
         return self.output_formats[0]
 
     @abc.abstractmethod
-    def synthesize(self, text: str, config: Mapping[str, Any]) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str, config: ConfigT) -> AsyncIterator[bytes]:
         """Speak ``text``: an async iterator of raw audio chunks in ``output_format(config)``.
 
         Chunks may be any length (odd PCM byte counts included); the host re-frames them.
@@ -242,9 +193,7 @@ class SpeechProvider(Provider):
             ProviderError: the vendor refused or dropped the stream.
         """
 
-    def synthesize_stream(
-        self, text: AsyncIterable[str], config: Mapping[str, Any]
-    ) -> AsyncIterator[bytes]:
+    def synthesize_stream(self, text: AsyncIterable[str], config: ConfigT) -> AsyncIterator[bytes]:
         """Speak text that arrives in pieces (a responder streaming its reply).
 
         The default cuts the text into sentences and calls :meth:`synthesize` per sentence,

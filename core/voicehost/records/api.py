@@ -2,7 +2,9 @@
 
 ``GET /api/calls/{call_sid}`` answers exactly what ``voicehost calls show CALL_SID --json``
 prints (see :func:`voicehost.records.read_call`), or 404 ``{"error": ...}`` for an unknown
-call SID. ``GET /api/calls?limit=N`` lists the latest calls as ``calls list --json`` does.
+call SID. ``GET /api/calls?limit=N`` lists the latest ``N`` calls as ``calls list --json``
+does: ``N`` is a whole number from 1 to :data:`MAX_LIST_LIMIT` (1000), 20 when left out;
+anything else (``zero``, ``-1``, ``1.5``, ``99999999999999999999``) is a 400 ``{"error": ...}``.
 
 Transcripts are personal data: when ``[records] api_token`` is set the routes require
 ``Authorization: Bearer <api_token>`` (401 otherwise); without one they answer loopback
@@ -21,18 +23,21 @@ from typing import Any
 
 from aiohttp import web
 
-from voicehost.records import read_call, read_calls
+from voicehost.records.store import MAX_LIST_LIMIT, read_call, read_calls
 from voicehost.server.settings import is_loopback
 
 #: ``app[RECORDS_PATH_KEY]``: the SQLite file the routes read.
 RECORDS_PATH_KEY = web.AppKey("voicehost.records_path", Path)
+
+#: The most calls one ``GET /api/calls`` lists (``?limit=``), and the number without one.
+DEFAULT_LIST_LIMIT = 20
 
 
 def add_call_routes(app: web.Application, path: str | Path, *, api_token: str = "") -> None:
     """Add the call-record routes to ``app`` (call before the app starts).
 
     Args:
-        app: the server's application (``voicehost.server`` ``build_app``).
+        app: the server's application (:func:`voicehost.server.build_app`).
         path: the records database (``[records] path``).
         api_token: when non-empty, the bearer token the routes require.
     """
@@ -51,18 +56,37 @@ def add_call_routes(app: web.Application, path: str | Path, *, api_token: str = 
     async def list_calls(request: web.Request) -> web.Response:
         if denied := refusal(request, api_token):
             return denied
-        try:
-            limit = int(request.query.get("limit", "20"))
-        except ValueError:
-            return _error(400, "limit must be an integer")
-        if limit < 1:
-            return _error(400, "limit must be >= 1")
+        limit = parse_limit(request.query.get("limit"))
+        if limit is None:
+            shown = request.query["limit"]
+            shown = shown if len(shown) <= 24 else shown[:24] + "…"
+            return _error(
+                400, f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}, not {shown!r}"
+            )
         db = request.app[RECORDS_PATH_KEY]
         calls = await asyncio.to_thread(read_calls, db, limit) if db.exists() else []
         return web.json_response(calls)
 
     app.router.add_get("/api/calls", list_calls)
     app.router.add_get("/api/calls/{call_sid}", get_call)
+
+
+def parse_limit(text: str | None) -> int | None:
+    """The ``?limit=`` of ``GET /api/calls`` as a number, or None when it is not a whole
+    number from 1 to :data:`MAX_LIST_LIMIT` written in ASCII digits (no sign, no spaces, no
+    ``_``; leading zeros are fine). No ``limit`` at all is :data:`DEFAULT_LIST_LIMIT`.
+
+    Checked as text before any conversion, so a 20-digit or 5,000-digit value is refused
+    like any other out-of-range one rather than overflowing SQLite or ``int()``.
+    """
+    if text is None:
+        return DEFAULT_LIST_LIMIT
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0")
+    if not digits or len(digits) > len(str(MAX_LIST_LIMIT)) or int(digits) > MAX_LIST_LIMIT:
+        return None
+    return int(digits)
 
 
 def refusal(request: web.Request, api_token: str) -> web.Response | None:

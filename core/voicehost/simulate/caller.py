@@ -7,7 +7,9 @@ silence for endpointing), wait until the bot's reply has played (its ``mark`` ec
 reply timeout passes, pause; between files the caller line carries silence at real-time pace,
 as a phone line does; then ``stop``. Times are ms from the stream's start. The caller's final
 transcripts and the bot's text come from the server's call records
-(``GET /api/calls/{call_sid}``); without them only audio timings are known.
+(``GET /api/calls/{call_sid}``); without them only audio timings are known. Both sides'
+audio, with the time each frame was sent or received, come back as
+:class:`~voicehost.simulate.timeline.CallAudio` (``--out`` writes it as a two-track WAV).
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from typing import Any
 
 import aiohttp
 import attrs
+from aiohttp import web
 
+from voicehost.app.assembly import AppConfig, build_serve_app, load_app_config, preload_providers
+from voicehost.server import make_runner
+from voicehost.simulate.timeline import CallAudio
 from voicehost.testing.twilio import SimulatedCall, TwilioSimulator
 
 FRAME_BYTES = 160
@@ -31,8 +37,9 @@ FAST_TAIL_FRAMES = 50  # 1 s of silence after a file in --fast mode, so endpoint
 
 @attrs.define
 class Turn:
-    """One caller file (or the greeting, ``file`` None) and what the bot did after it.
+    """One caller input (or the greeting, ``file`` None) and what the bot did after it.
 
+    ``file`` is the input's label: a file's name, or a ``--say`` text in double quotes.
     Times are ms from the stream's start; None when it did not happen.
     """
 
@@ -44,16 +51,68 @@ class Turn:
     audio_ms: float = 0.0
     records: list[dict[str, Any]] = attrs.field(factory=list)
 
+    @property
+    def response_ms(self) -> float | None:
+        """From the end of the caller's audio to the bot's first audio (None for the greeting
+        or when the bot did not answer)."""
+        if self.first_audio_ms is None or self.caller_end_ms is None:
+            return None
+        return self.first_audio_ms - self.caller_end_ms
+
+    def as_json(self) -> dict[str, Any]:
+        """The turn in ``simulate --json`` (README): its input label (None: the greeting),
+        the times in ms (rounded to 0.1 ms; None when it did not happen) and the records."""
+
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value, 1)
+
+        return {
+            "input": self.file,
+            "caller_start_ms": ms(self.caller_start_ms),
+            "caller_end_ms": ms(self.caller_end_ms),
+            "first_audio_ms": ms(self.first_audio_ms),
+            "response_ms": ms(self.response_ms),
+            "reply_end_ms": ms(self.reply_end_ms),
+            "audio_ms": ms(self.audio_ms),
+            "records": self.records,
+        }
+
 
 @attrs.define
 class SimulationResult:
-    """What a simulated call did."""
+    """What a simulated call did.
+
+    Attributes:
+        call_sid: the call's SID.
+        turns: the greeting (when there was one) and one turn per caller input.
+        bot_audio: every μ-law byte the bot sent, joined.
+        hung_up_by_bot: the server ended the call (the bot hung up), not the caller.
+        records_available: the server answered ``GET /api/calls/{call_sid}``.
+        audio: both sides with their times (for the two-track WAV).
+    """
 
     call_sid: str
     turns: list[Turn]
     bot_audio: bytes
     hung_up_by_bot: bool
     records_available: bool
+    audio: CallAudio | None = None
+
+    @property
+    def bot_answered(self) -> bool:
+        """The bot sent audio at all (a greeting or a reply)."""
+        return bool(self.bot_audio)
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``simulate --json`` document (README)."""
+        return {
+            "call_sid": self.call_sid,
+            "bot_answered": self.bot_answered,
+            "hung_up_by_bot": self.hung_up_by_bot,
+            "records_available": self.records_available,
+            "bot_audio_ms": round(len(self.bot_audio) / 8, 1),
+            "turns": [turn.as_json() for turn in self.turns],
+        }
 
 
 class CallerLine:
@@ -165,7 +224,10 @@ async def simulate_call(
     on_turn: Callable[[Turn], None] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SimulationResult:
-    """Play ``files`` (``(name, μ-law 8 kHz bytes)``) as the caller of one call.
+    """Play ``files`` (``(label, μ-law 8 kHz bytes)``) as the caller of one call.
+
+    Waits up to ``greeting_timeout_s`` for a greeting before the first file, and up to
+    ``reply_timeout_s`` for the bot's first reply audio after each.
 
     Raises:
         AssertionError: the server did not answer the voice webhook with a stream (the
@@ -228,7 +290,14 @@ async def simulate_call(
     finally:
         await line.close()
         show("")
-    return SimulationResult(call.call_sid, turns, bytes(call.received_audio), hung_up, records_ok)
+    return SimulationResult(
+        call.call_sid,
+        turns,
+        bytes(call.received_audio),
+        hung_up,
+        records_ok,
+        CallAudio.of(call, t0),
+    )
 
 
 def format_turn(turn: Turn) -> list[str]:
@@ -263,32 +332,23 @@ def format_turn(turn: Turn) -> list[str]:
 
 
 @contextlib.asynccontextmanager
-async def local_server(config_path: str | None) -> AsyncIterator[tuple[str, Any]]:
+async def local_server(config_path: str | None) -> AsyncIterator[tuple[str, AppConfig]]:
     """An in-process ``voicehost serve`` on 127.0.0.1 (a free port), built from
-    ``plugins.toml`` as ``serve`` builds it (same handler, records and routes); yields
-    ``(base URL, ServerSettings)``.
+    ``plugins.toml`` as ``serve`` builds it (same validation, handler, records and routes);
+    yields ``(base URL, the app config)``.
 
     Raises:
         VoicehostError: the configuration is wrong (as ``voicehost serve`` would say).
     """
-    from aiohttp import web
-
-    from voicehost.config import load_settings, resolve_providers
-    from voicehost.plugins import load_plugin_host
-    from voicehost.server import ServerSettings
-    from voicehost.server.commands import build_serve_app, preload_providers
-
-    settings = load_settings(config_path)
-    server_settings = ServerSettings.from_tables(settings.table("server"), settings.table("twilio"))
-    runtime = resolve_providers(settings, load_plugin_host(settings))
-    await asyncio.to_thread(preload_providers, runtime)  # as serve does before it listens
-    app = build_serve_app(runtime, server_settings)
-    runner = web.AppRunner(app, handle_signals=False)
+    config = load_app_config(config_path)
+    await asyncio.to_thread(preload_providers, config.runtime)  # as serve does before it listens
+    app = build_serve_app(config)
+    runner = make_runner(app, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, port = runner.addresses[0][:2]
-        yield f"http://{host}:{port}", server_settings
+        yield f"http://{host}:{port}", config
     finally:
         await runner.cleanup()

@@ -14,16 +14,29 @@ from typing import Any
 import click
 
 from voicehost.cli_options import config_option
+from voicehost.config.document import load_settings
 from voicehost.errors import VoicehostError
-from voicehost.records import read_call, read_calls, records_path
+from voicehost.records.store import DEFAULT_PATH, MAX_LIST_LIMIT, read_call, read_calls
+
+
+def records_path(config_path: str | None) -> Path:
+    """``[records] path`` of the config file (``--config``, ``$VOICEHOST_CONFIG`` or
+    ``./plugins.toml``), parsed as ``serve`` parses it.
+
+    Raises:
+        ConfigError: the file or its ``[records]`` table is wrong.
+    """
+    settings = load_settings(config_path)
+    if "records" not in settings.data:  # nothing to parse: the default, without pydantic
+        return Path(DEFAULT_PATH)
+    from voicehost.config.tables import parse_settings_table  # pydantic: only when needed
+    from voicehost.records.settings import RecordsSettings
+
+    return Path(parse_settings_table(settings, RecordsSettings, "records").path)
 
 
 def _db_path(ctx: click.Context, db: str | None, config: str | None) -> Path:
-    if db:
-        return Path(db)
-    from voicehost.config import load_settings
-
-    return records_path(load_settings(config))
+    return Path(db) if db else records_path(config)
 
 
 _db_option = click.option(
@@ -41,7 +54,7 @@ def calls() -> None:
 @calls.command("list")
 @_db_option
 @config_option
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, MAX_LIST_LIMIT))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_calls(

@@ -1,9 +1,9 @@
 """The responder contract: what turns a caller's final transcript into the bot's reply.
 
 A *responder provider* is registered once per process through the ``register_responders``
-hook (:mod:`voicehost.hookspecs`) and chosen with ``[responder] provider = "<id>"``; its config
-blob is the ``[responder.<id>]`` table of ``plugins.toml`` merged over its ``default_config``.
-At start-up the host calls :meth:`ResponderProvider.create` once with that blob; the
+hook (:mod:`voicehost.hookspecs`) and chosen with ``[responder] provider = "<id>"``; its
+``[responder.<id>]`` table of ``plugins.toml`` is parsed into its ``config_class``. At
+start-up the host calls :meth:`ResponderProvider.create` once with that config; the
 :class:`Responder` it returns serves every call of the process, so per-call state lives in the
 :class:`CallContext` handed to each method, never on the responder.
 
@@ -14,8 +14,7 @@ everything yielded before it has been spoken.
 
 A responder plugin, complete (publish the module under the ``voicehost`` entry-point group)::
 
-    from voicehost import hookimpl
-    from voicehost.responders import HANG_UP, Responder, ResponderProvider
+    from voicehost import HANG_UP, Responder, ResponderProvider, hookimpl
 
     class Echo(Responder):
         async def reply(self, call, transcript):
@@ -25,7 +24,7 @@ A responder plugin, complete (publish the module under the ``voicehost`` entry-p
 
     class EchoProvider(ResponderProvider):
         id = "echo"                       # [responder] provider = "echo"
-        def create(self, config):         # config: the [responder.echo] table
+        def create(self, config):         # config: the parsed [responder.echo] table
             return Echo()
 
     @hookimpl
@@ -36,12 +35,12 @@ A responder plugin, complete (publish the module under the ``voicehost`` entry-p
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 import attrs
 
-from voicehost.contracts import Provider
+from voicehost.contracts.providers import ConfigT, Provider
 
 Role = Literal["caller", "bot"]
 
@@ -127,18 +126,21 @@ class Responder(abc.ABC):
         """Release what the responder holds (HTTP sessions …) at shutdown. Idempotent."""
 
 
-class ResponderProvider(Provider):
+class ResponderProvider(Provider[ConfigT]):
     """A kind of responder, registered through the ``register_responders`` hook.
 
     Class attributes are :class:`~voicehost.contracts.Provider`'s: ``id`` (chosen with
-    ``[responder] provider = "<id>"``), ``label`` and ``default_config``; so are
-    ``validate_config`` (check the ``[responder.<id>]`` blob at start-up, raising
-    ``ConfigError`` naming the key at fault) and ``is_configured``.
+    ``[responder] provider = "<id>"``), ``label`` and ``config_class`` (the
+    ``[responder.<id>]`` table's typed class); so is ``is_configured``.
     """
 
     @abc.abstractmethod
-    def create(self, config: Mapping[str, Any]) -> Responder:
-        """Make the process's responder from a validated config blob."""
+    def create(self, config: ConfigT) -> Responder:
+        """Make the process's responder from its parsed config.
+
+        Raises:
+            ConfigError: the config cannot be used (a value the config class cannot check).
+        """
 
 
 async def _empty() -> AsyncIterator[str]:

@@ -37,7 +37,10 @@ TurnRole = Literal["caller", "bot", "event"]
 TurnKind = Literal["final", "greeting", "reply", "barge_in", "dtmf"]
 TURN_KINDS: frozenset[str] = frozenset({"final", "greeting", "reply", "barge_in", "dtmf"})
 TURN_ROLES: frozenset[str] = frozenset({"caller", "bot", "event"})
+#: Where call records are kept when ``[records] path`` is not set.
 DEFAULT_PATH = "./voicehost.db"
+#: The most calls one listing returns (``calls list --limit``, ``/api/calls?limit=``).
+MAX_LIST_LIMIT = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -294,8 +297,8 @@ def read_call(path: str | Path, call_sid: str) -> dict[str, Any] | None:
 
 
 def read_calls(path: str | Path, limit: int = 50) -> list[dict[str, Any]]:
-    """The latest ``limit`` calls, newest first, each as in :func:`read_call` but with
-    ``turn_count`` instead of ``turns``.
+    """The latest ``limit`` calls (at most :data:`MAX_LIST_LIMIT`), newest first, each as in
+    :func:`read_call` but with ``turn_count`` instead of ``turns``.
 
     Raises:
         ConfigError: as :func:`read_call`.
@@ -305,22 +308,8 @@ def read_calls(path: str | Path, limit: int = 50) -> list[dict[str, Any]]:
         rows = conn.execute(
             "SELECT c.*, (SELECT COUNT(*) FROM turns t WHERE t.call_sid = c.call_sid) AS n"
             " FROM calls c ORDER BY c.started_at DESC, c.rowid DESC LIMIT ?",
-            (max(0, limit),),
+            (min(max(0, limit), MAX_LIST_LIMIT),),
         ).fetchall()
         return [_call_json(row, row["n"]) for row in rows]
     finally:
         conn.close()
-
-
-def records_path(settings: Any) -> Path:
-    """``[records] path`` from loaded settings (:class:`voicehost.config.Settings`), default
-    ``./voicehost.db``.
-
-    Raises:
-        ConfigError: ``path`` is not a non-empty string.
-    """
-    table = settings.table("records") if settings is not None else {}
-    path = table.get("path", DEFAULT_PATH)
-    if not isinstance(path, str) or not path:
-        raise ConfigError("[records] path must be a non-empty string (a SQLite file path)")
-    return Path(path)

@@ -1,23 +1,11 @@
-"""``plugins.toml``: which providers run and each provider's config blob.
-
-Layout::
-
-    [plugins]                 # optional: enabled = [...] or disabled = [...]
-    [stt]
-    provider = "deepgram"
-    [stt.deepgram]            # the config blob, handed unchanged to every session
-    model = "nova-3"
-    api_key = "${DEEPGRAM_API_KEY}"
-    [tts]
-    provider = "piper"
-    [responder]
-    provider = "scripted"
+"""Reading ``plugins.toml``: the TOML document, ``${VAR}`` references, and parsing one table
+into its typed class.
 
 ``${VAR}`` in a string is read from the environment, ``${VAR:-default}`` falls back to
-``default``, and ``$${`` is a literal ``${``. Only the chosen providers' blobs (and tables the
-server asks for) are resolved, so an unset variable that the chosen provider needs is an error
-at start-up naming the variable, never a failure in the middle of a call. API keys live in the
-environment; providers declare them as ``api_key = "${VENDOR_API_KEY}"`` in ``default_config``.
+``default``, and ``$${`` is a literal ``${``. Only the chosen providers' tables (and the core
+tables) are resolved, so an unset variable that the chosen provider needs is an error at
+start-up naming the variable, never a failure in the middle of a call. API keys live in the
+environment; a config class declares one as ``api_key: str = env_field("VENDOR_API_KEY")``.
 
 The file's path comes from ``--config``, then ``VOICEHOST_CONFIG``, then ``./plugins.toml``.
 A missing default file means an empty configuration (every default applies); a missing file
@@ -32,22 +20,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from voicehost.errors import ConfigError, VoicehostError
-
-if TYPE_CHECKING:
-    from voicehost.plugins import PluginHost, ProviderKind
+from voicehost.errors import ConfigError
 
 CONFIG_ENV = "VOICEHOST_CONFIG"
 DEFAULT_CONFIG_PATH = Path("plugins.toml")
-
-#: Providers used when ``plugins.toml`` names none: the embedded offline default.
-DEFAULT_PROVIDERS: dict[str, str] = {"stt": "whisper", "tts": "piper", "responder": "scripted"}
-
-KIND_NAMES = {"stt": "speech-to-text", "tts": "text-to-speech", "responder": "responder"}
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEY = re.compile(r"(api_?key|token|secret|password|auth)", re.IGNORECASE)
@@ -103,17 +83,6 @@ def resolve_env(
     if isinstance(value, list):
         return [resolve_env(v, where=where, environ=env, file=file) for v in value]
     return value
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` laid over it; nested tables merge, everything else replaces."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def mask_secrets(value: Any, key: str = "") -> Any:
@@ -210,99 +179,3 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     except OSError as exc:
         raise ConfigError(f"cannot read {file}: {exc}") from exc
     return Settings(data=data, path=file)
-
-
-@attrs.frozen
-class ProviderChoice:
-    """The provider chosen for one kind, with its resolved config blob.
-
-    Attributes:
-        kind: ``stt``, ``tts`` or ``responder``.
-        id: the provider id.
-        provider: the provider object its plugin registered.
-        plugin: the plugin (distribution) that registered it.
-        config: ``default_config`` deep-merged with ``[<kind>.<id>]``, ``${VAR}`` resolved.
-    """
-
-    kind: str
-    id: str
-    provider: Any
-    plugin: str | None
-    config: Mapping[str, Any]
-
-
-@attrs.frozen
-class RuntimeConfig:
-    """Everything a server needs from configuration: the settings and the chosen providers."""
-
-    settings: Settings
-    stt: ProviderChoice | None
-    tts: ProviderChoice | None
-    responder: ProviderChoice | None
-
-
-def choose_provider(settings: Settings, host: PluginHost, kind: ProviderKind) -> ProviderChoice:
-    """Resolve ``[<kind>] provider`` against the loaded plugins and build its config blob.
-
-    Raises:
-        ConfigError: unknown provider id (the message lists the loaded ids), a table of the
-            wrong type, an unset variable the blob needs, or the provider's own
-            ``validate_config``/``is_configured`` rejecting it.
-    """
-    table = settings.raw_table(kind)
-    provider_id = table.get("provider", DEFAULT_PROVIDERS[kind])
-    if not isinstance(provider_id, str) or not provider_id:
-        raise ConfigError(f"{settings.where}: [{kind}] provider must be a provider id string")
-    registry = host.registry(kind)
-    provider = registry.get(provider_id)
-    if provider is None:
-        loaded = ", ".join(sorted(registry)) or "none"
-        hint = _unavailable_hint(host, kind, provider_id)
-        raise ConfigError(
-            f"{settings.where}: [{kind}] provider = {provider_id!r} is not a loaded "
-            f"{KIND_NAMES[kind]} provider (loaded: {loaded}){hint}"
-        )
-    blob = table.get(provider_id, {})
-    if not isinstance(blob, Mapping):
-        raise ConfigError(f"{settings.where}: [{kind}.{provider_id}] must be a table")
-    where = f"[{kind}.{provider_id}] in {settings.where}"
-    merged = deep_merge(getattr(provider, "default_config", {}) or {}, blob)
-    config = resolve_env(
-        merged, where=f"[{kind}.{provider_id}]", environ=settings.environ, file=settings.where
-    )
-    validate = getattr(provider, "validate_config", None)
-    try:
-        if validate is not None:
-            validate(config)
-    except VoicehostError:
-        raise
-    except Exception as exc:  # a provider bug must still read as a config problem
-        raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from exc
-    is_configured = getattr(provider, "is_configured", None)
-    if is_configured is not None and not is_configured(config):
-        raise ConfigError(f"{where}: {KIND_NAMES[kind]} provider {provider_id!r} is not configured")
-    return ProviderChoice(kind, provider_id, provider, host.owner(kind, provider_id), config)
-
-
-def _unavailable_hint(host: PluginHost, kind: str, provider_id: str) -> str:
-    for record in host.records.values():
-        if record.status != "loaded":
-            # A disabled plugin was never imported; name it when its name suggests the id.
-            short = record.name.removeprefix("voicehost-").split("-")[0]
-            if short == provider_id:
-                return f"; plugin {record.name} is {record.status}"
-    return ""
-
-
-def resolve_providers(
-    settings: Settings,
-    host: PluginHost,
-    kinds: tuple[ProviderKind, ...] = ("stt", "tts", "responder"),
-) -> RuntimeConfig:
-    """Choose every provider kind in ``kinds`` (others stay None).
-
-    Raises:
-        ConfigError: the first problem found (see :func:`choose_provider`).
-    """
-    chosen = {kind: choose_provider(settings, host, kind) for kind in kinds}
-    return RuntimeConfig(settings, chosen.get("stt"), chosen.get("tts"), chosen.get("responder"))
