@@ -127,10 +127,10 @@ async def run_app(
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
+    if ready is not None:  # before the "listening" line, so what it prints comes first
+        ready(bound)
     log.info("voicehost serve: listening on http://%s:%d", host, bound)
     click.echo(f"voicehost: listening on http://{host}:{bound}", err=True)
-    if ready is not None:
-        ready(bound)
     try:
         await stop.wait()
         click.echo(
