@@ -23,6 +23,9 @@ Barge-in (:meth:`Playback.barge_in`): queued replies are dropped, the playing re
 cancelled, which closes its TTS iterator (``aclose``) and so the vendor request, unsent frames
 are purged and ``clear`` is sent ahead of everything else. All of these replies resolve as
 :attr:`ReplyStatus.CANCELLED`, never as errors.
+
+Raw audio (:meth:`Playback.play_audio`, e.g. DTMF tones from :mod:`voicehost.dtmf`) is a reply
+without TTS: already μ-law 8 kHz, it takes steps 1–3 from the framing on, in the same queue.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ FRAME_S = 0.02
 
 
 class PlaybackError(VoicehostError):
-    """A reply could not be queued: no TTS provider, or the call has ended."""
+    """A reply could not be queued: no TTS provider (for text), or the call has ended."""
 
 
 class PlaybackQueueFull(PlaybackError):
@@ -87,16 +90,21 @@ class Reply:
 
     Attributes:
         id: 1, 2, … per stream.
-        text: the text, or None when it is streamed in (``AsyncIterable[str]``).
+        source: what plays: the text, the text stream, or μ-law 8 kHz bytes (raw audio).
+        text: the text, or None when it is streamed in (``AsyncIterable[str]``) or raw audio.
+        label: what a raw-audio reply is (e.g. ``"dtmf 1234#"``), for logs; None for text.
         mark_name: the ``mark`` that follows its audio (``reply-<id>``).
         frames_sent: 20 ms frames sent so far.
         mark_echoed: True when Twilio echoed the mark (False: finished by timeout).
     """
 
-    def __init__(self, reply_id: int, source: str | AsyncIterable[str]) -> None:
+    def __init__(
+        self, reply_id: int, source: str | AsyncIterable[str] | bytes, label: str | None = None
+    ) -> None:
         self.id = reply_id
         self.source = source
         self.text = source if isinstance(source, str) else None
+        self.label = label
         self.mark_name = f"reply-{reply_id}"
         self.frames_sent = 0
         self.mark_echoed = False
@@ -137,7 +145,7 @@ class Reply:
             self._future.set_exception(exc)
 
     def __repr__(self) -> str:
-        return f"<Reply {self.id} {self.text!r} {self.status.value}>"
+        return f"<Reply {self.id} {self.label or self.text!r} {self.status.value}>"
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:
@@ -221,12 +229,32 @@ class Playback:
             raise PlaybackError("the call has ended; nothing more can be said")
         if self.provider is None:
             raise PlaybackError("no TTS provider is configured ([tts] provider)")
+        return self._enqueue(Reply(next(self._ids), text))
+
+    def play_audio(self, ulaw: bytes | bytearray | memoryview, *, label: str = "audio") -> Reply:
+        """Queue raw audio (μ-law 8 kHz mono, e.g. :func:`voicehost.dtmf.dtmf_ulaw`) as a
+        reply: FIFO with the spoken ones, counted in ``max_queued``, no TTS provider needed.
+        It is sent in paced 20 ms frames (a partial last frame padded with silence) and
+        followed by a mark, like speech; empty audio plays nothing and sends no mark.
+        ``Reply.text`` is None, ``Reply.source`` the bytes, ``Reply.label`` ``label``.
+
+        Raises:
+            ValueError: ``ulaw`` is not bytes-like.
+            PlaybackQueueFull: ``max_queued`` replies already wait or play.
+            PlaybackError: the call has ended.
+        """
+        if not isinstance(ulaw, bytes | bytearray | memoryview):
+            raise ValueError(f"audio must be μ-law bytes, got {type(ulaw).__name__}")
+        if self._closed:
+            raise PlaybackError("the call has ended; no more audio can be played")
+        return self._enqueue(Reply(next(self._ids), bytes(ulaw), label))
+
+    def _enqueue(self, reply: Reply) -> Reply:
         if self.pending >= self.max_queued:
             raise PlaybackQueueFull(
                 f"{self.pending} replies are already queued (max_queued_replies = "
                 f"{self.max_queued}); wait for one to finish or barge in"
             )
-        reply = Reply(next(self._ids), text)
         self._queue.append(reply)
         self._wakeup.set()
         if self._worker is None:
@@ -321,14 +349,18 @@ class Playback:
                 reply._fail(exc)
 
     async def _play(self, reply: Reply) -> None:
-        assert self.provider is not None
-        fmt = self.provider.output_format(self.config)
-        converter = None if fmt == MULAW_8K else AudioConverter(fmt, MULAW_8K)
+        converter = None
         framer = Framer(FRAME_BYTES)
-        if isinstance(reply.source, str):
-            stream = self.provider.synthesize(reply.source, self.config)
+        if isinstance(reply.source, bytes):
+            stream: AsyncIterator[bytes] = _raw(reply.source)
         else:
-            stream = self.provider.synthesize_stream(reply.source, self.config)
+            assert self.provider is not None
+            fmt = self.provider.output_format(self.config)
+            converter = None if fmt == MULAW_8K else AudioConverter(fmt, MULAW_8K)
+            if isinstance(reply.source, str):
+                stream = self.provider.synthesize(reply.source, self.config)
+            else:
+                stream = self.provider.synthesize_stream(reply.source, self.config)
         try:
             async for chunk in stream:
                 audio = converter.convert(chunk) if converter else chunk
@@ -369,6 +401,10 @@ class Playback:
 
 
 _ACLOSE_TIMEOUT_S = 5.0
+
+
+async def _raw(audio: bytes) -> AsyncIterator[bytes]:
+    yield audio
 
 
 async def _aclose(stream: AsyncIterator[bytes]) -> None:
