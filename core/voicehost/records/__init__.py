@@ -1,12 +1,15 @@
-"""Call records: every call and its ordered turns in SQLite (:mod:`.store`), the ``[records]``
-table (:mod:`.settings`, ``RecordsSettings``: import it from there), the read-only HTTP API
-(:mod:`.api`) and the ``voicehost calls`` commands (:mod:`.cli`)."""
+"""Call records: every call, its lifecycle events and its ordered turns in SQLite
+(:mod:`.store` writes, :mod:`.read` reads, :mod:`.schema` holds the tables and their
+migration), the ``[records]`` table (:mod:`.settings`, ``RecordsSettings``: import it from
+there), the read-only HTTP API (:mod:`.api`) and the ``voicehost calls`` commands (:mod:`.cli`)."""
 
 from voicehost.records.store import (
     DEFAULT_PATH,
+    EVENT_NAMES,
     TURN_KINDS,
     TURN_ROLES,
     CallStore,
+    EventName,
     TurnKind,
     TurnRole,
     read_call,
@@ -16,9 +19,11 @@ from voicehost.records.store import (
 
 __all__ = [
     "DEFAULT_PATH",
+    "EVENT_NAMES",
     "TURN_KINDS",
     "TURN_ROLES",
     "CallStore",
+    "EventName",
     "TurnKind",
     "TurnRole",
     "read_call",

@@ -2,12 +2,15 @@
 
 The database is ``--db PATH`` when given, else ``[records] path`` of ``plugins.toml`` (found as
 every command finds it: ``--config``, ``$VOICEHOST_CONFIG`` or ``./plugins.toml``), else
-``./voicehost.db``. ``show --json`` prints exactly what ``GET /api/calls/{call_sid}`` returns.
+``./voicehost.db``. ``show --json`` prints exactly what ``GET /api/calls/{call_sid}`` returns;
+``show`` prints the call's direction, who answered (machine detection), its lifecycle events
+(time from the call's start) and its turns (time from the stream's start).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +74,16 @@ def list_calls(
     if not rows:
         click.echo("no calls recorded yet")
         return
-    click.echo(f"{'CALL SID':<36}  {'STARTED (UTC)':<23}  {'SECS':>6}  {'TURNS':>5}  FROM → TO")
+    click.echo(
+        f"{'CALL SID':<36}  {'STARTED (UTC)':<23}  {'SECS':>6}  {'TURNS':>5}  {'DIR':<4}  FROM → TO"
+    )
     for row in rows:
         secs = f"{row['duration_ms'] / 1000:.1f}" if row["duration_ms"] is not None else "live?"
         started = row["started_at"][:23].replace("T", " ")
+        direction = _DIRECTIONS.get(row["direction"], row["direction"] or "-")
         click.echo(
             f"{row['call_sid']:<36}  {started:<23}  {secs:>6}  {row['turn_count']:>5}  "
-            f"{row['from'] or '?'} → {row['to'] or '?'}"
+            f"{direction:<4}  {row['from'] or '?'} → {row['to'] or '?'}"
         )
 
 
@@ -90,7 +96,7 @@ def list_calls(
 def show_call(
     ctx: click.Context, call_sid: str, db: str | None, config_path: str | None, as_json: bool
 ) -> None:
-    """Show one call and its turns in order, with each turn's time from call start."""
+    """Show one call: its direction, lifecycle events and turns in order, with times."""
     try:
         call = read_call(_db_path(ctx, db, config_path), call_sid)
     except VoicehostError as exc:
@@ -104,22 +110,47 @@ def show_call(
 
 
 _WHO = {"caller": "caller", "bot": "bot", "event": "·"}
+#: How ``calls list`` shows Twilio's ``Direction``.
+_DIRECTIONS = {"inbound": "in", "outbound-api": "out", "outbound-dial": "out"}
+#: Turn kinds shown as ``[kind] text`` (events, not speech).
+_EVENT_TURNS = frozenset({"barge_in", "dtmf", "send_dtmf", "transfer"})
+
+
+def _seconds_between(start: str, at: str) -> float:
+    return (datetime.fromisoformat(at) - datetime.fromisoformat(start)).total_seconds()
 
 
 def format_call(call: dict[str, Any]) -> str:
-    """A call (as :func:`voicehost.records.read_call` returns it) as human-readable lines."""
+    """A call (as :func:`voicehost.records.read_call` returns it) as human-readable lines:
+    a header (SIDs, numbers, direction, answered by, start and end), then the lifecycle events
+    (``  +1.52s  event  ringing``, seconds from the call's start), then the turns (seconds
+    from the stream's start)."""
+    details = f"  direction {call['direction'] or '?'}"
+    if call["answered_by"]:
+        details += f"  answered by {call['answered_by']}"
     lines = [
-        f"call {call['call_sid']}  stream {call['stream_sid'] or '-'}",
+        f"call {call['call_sid']}  stream {call['stream_sid'] or '- (never streamed)'}",
         f"  from {call['from'] or '?'} to {call['to'] or '?'}",
+        details,
         f"  started {call['started_at']}",
         f"  ended   {call['ended_at'] or '- (live, or the server stopped during it)'}"
         + (f"  ({call['end_reason']})" if call["end_reason"] else ""),
         "",
     ]
+    if call["events"]:
+        lines.append("events (from the call's start)")
+        for event in call["events"]:
+            offset = _seconds_between(call["started_at"], event["at"])
+            detail = event["reason"] or event["answered_by"]
+            lines.append(
+                f"{offset:+8.2f}s  event  {event['event']}" + (f"  {detail}" if detail else "")
+            )
+        lines.append("")
+    lines.append("turns (from the stream's start)")
     for turn in call["turns"]:
         at = f"{turn['at_ms'] / 1000:8.2f}s"
         who = _WHO.get(turn["role"], turn["role"])
-        if turn["kind"] in ("barge_in", "dtmf"):
+        if turn["kind"] in _EVENT_TURNS:
             detail = f" {turn['text']}" if turn["text"] else ""
             lines.append(f"{at}  {who:>6}  [{turn['kind']}]{detail}")
         else:

@@ -1,19 +1,17 @@
-"""Call records: every call and its ordered turns, stored in SQLite.
+"""Call records: every call, its lifecycle events and its ordered turns, stored in SQLite.
 
-Schema (``[records] path``, default ``./voicehost.db``):
-
-* ``calls``: ``call_sid`` (Twilio ``CA…``, primary key), ``stream_sid`` (``MZ…``),
-  ``from_number``, ``to_number``, ``started_at`` / ``ended_at`` (UTC ISO 8601 with ms),
-  ``end_reason`` (``"stop"``, ``"hangup"``, ``"responder_hangup"``, ``"disconnect"`` …).
-* ``turns``: ``call_sid``, ``seq`` (1, 2, … in the order they happened), ``role``
-  (``caller`` | ``bot`` | ``event``), ``kind`` (``final`` caller transcript, ``greeting`` /
-  ``reply`` bot text, ``barge_in`` / ``dtmf`` events), ``text``, ``at_ms`` (ms from call start).
+The tables (``[records] path``, default ``./voicehost.db``) are described in
+:mod:`voicehost.records.schema`: ``calls`` (one row per call SID, with ``direction``,
+``answered_by``, ``started_at`` / ``ended_at`` / ``end_reason``), ``call_events``
+(``initiated`` / ``ringing`` / ``answered`` / ``ended``, in order) and ``turns`` (what was
+said and pressed, ``at_ms`` from the stream's start).
 
 Writes never block the event loop: :class:`CallStore` owns one writer thread with its own
-connection; ``start_call`` / ``add_turn`` / ``end_call`` only put a job on its queue. Each job
-is committed on its own in WAL mode, so a crash mid-call leaves every finished turn stored
-(the call then has no ``ended_at``). Reads open their own short-lived connections and may run
-on any thread (the HTTP API calls them through :func:`asyncio.to_thread`).
+connection; ``start_call`` / ``add_turn`` / ``record_event`` / ``end_call`` only put a job on
+its queue. Each job is committed on its own in WAL mode, so a crash mid-call leaves every
+finished turn stored (the call then has no ``ended_at``). Reads open their own short-lived
+read-only connections and may run on any thread (the HTTP API calls them through
+:func:`asyncio.to_thread`); they read a database of an older version as it is.
 """
 
 from __future__ import annotations
@@ -25,57 +23,46 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from voicehost.errors import ConfigError
+from voicehost.records.read import MAX_LIST_LIMIT, read_call, read_calls
+from voicehost.records.schema import connect, iso_from_epoch, migrate, utc_now_iso
+
+__all__ = [
+    "DEFAULT_PATH",
+    "EVENT_NAMES",
+    "MAX_LIST_LIMIT",
+    "TURN_KINDS",
+    "TURN_ROLES",
+    "CallStore",
+    "EventName",
+    "TurnKind",
+    "TurnRole",
+    "read_call",
+    "read_calls",
+    "utc_now_iso",
+]
 
 logger = logging.getLogger(__name__)
 
 TurnRole = Literal["caller", "bot", "event"]
-TurnKind = Literal["final", "greeting", "reply", "barge_in", "dtmf"]
-TURN_KINDS: frozenset[str] = frozenset({"final", "greeting", "reply", "barge_in", "dtmf"})
+#: ``final`` caller transcript; ``greeting`` / ``reply`` bot text; event turns: ``barge_in``
+#: (the caller cut the bot off), ``dtmf`` (the caller pressed a key; text = the key),
+#: ``send_dtmf`` (the bot pressed keys; text = the digits), ``transfer`` (the bot handed the
+#: call on; text = the target number or SIP URI).
+TurnKind = Literal["final", "greeting", "reply", "barge_in", "dtmf", "send_dtmf", "transfer"]
+TURN_KINDS: frozenset[str] = frozenset(
+    {"final", "greeting", "reply", "barge_in", "dtmf", "send_dtmf", "transfer"}
+)
 TURN_ROLES: frozenset[str] = frozenset({"caller", "bot", "event"})
+#: A call lifecycle event, as :data:`voicehost.server.events.EventKind` (not imported from
+#: there: reading records must not load the server).
+EventName = Literal["initiated", "ringing", "answered", "ended"]
+EVENT_NAMES: frozenset[str] = frozenset({"initiated", "ringing", "answered", "ended"})
 #: Where call records are kept when ``[records] path`` is not set.
 DEFAULT_PATH = "./voicehost.db"
-#: The most calls one listing returns (``calls list --limit``, ``/api/calls?limit=``).
-MAX_LIST_LIMIT = 1000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    call_sid    TEXT PRIMARY KEY,
-    stream_sid  TEXT NOT NULL DEFAULT '',
-    from_number TEXT NOT NULL DEFAULT '',
-    to_number   TEXT NOT NULL DEFAULT '',
-    started_at  TEXT NOT NULL,
-    ended_at    TEXT,
-    end_reason  TEXT
-);
-CREATE TABLE IF NOT EXISTS turns (
-    call_sid TEXT NOT NULL REFERENCES calls(call_sid),
-    seq      INTEGER NOT NULL,
-    role     TEXT NOT NULL,
-    kind     TEXT NOT NULL,
-    text     TEXT NOT NULL DEFAULT '',
-    at_ms    INTEGER NOT NULL,
-    PRIMARY KEY (call_sid, seq)
-);
-CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
-"""
-
-
-def utc_now_iso() -> str:
-    """Now, as UTC ISO 8601 with milliseconds (``2026-11-22T01:59:04.123+00:00``)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 10000")
-    return conn
-
 
 _STOP = object()
 
@@ -112,11 +99,16 @@ class CallStore:
     # -- writer thread -------------------------------------------------------------------
     def _run(self, opened: concurrent.futures.Future[None]) -> None:
         try:
-            conn = _connect(self.path)
+            conn = connect(self.path)
+        except sqlite3.Error as exc:
+            opened.set_exception(exc)
+            return
+        try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
+            migrate(conn)
         except sqlite3.Error as exc:
+            conn.close()
             opened.set_exception(exc)
             return
         opened.set_result(None)
@@ -157,15 +149,21 @@ class CallStore:
         to_number: str = "",
         started_at: str | None = None,
     ) -> concurrent.futures.Future[Any]:
-        """Record that a call's stream started. A repeated ``call_sid`` updates the row."""
+        """Record that a call's stream started.
+
+        A call already known (from its lifecycle events, or a repeated ``call_sid``) keeps
+        its ``started_at``, ``direction`` and ``answered_by``; its ``stream_sid`` is set, and
+        ``from_number`` / ``to_number`` are set unless given empty.
+        """
         started = started_at or utc_now_iso()
 
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO calls (call_sid, stream_sid, from_number, to_number, started_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT(call_sid) DO UPDATE SET"
-                " stream_sid = excluded.stream_sid, from_number = excluded.from_number,"
-                " to_number = excluded.to_number",
+                " stream_sid = excluded.stream_sid,"
+                " from_number = COALESCE(NULLIF(excluded.from_number, ''), calls.from_number),"
+                " to_number = COALESCE(NULLIF(excluded.to_number, ''), calls.to_number)",
                 (call_sid, stream_sid, from_number, to_number, started),
             )
 
@@ -195,10 +193,89 @@ class CallStore:
 
         return self._submit(write)
 
+    def record_event(
+        self,
+        call_sid: str,
+        event: EventName,
+        *,
+        reason: str = "",
+        answered_by: str = "",
+        direction: str = "",
+        from_number: str = "",
+        to_number: str = "",
+        at: float | None = None,
+    ) -> concurrent.futures.Future[Any]:
+        """Append one lifecycle event of a call (a :class:`voicehost.server.events.CallEvent`)
+        and commit it.
+
+        Args:
+            call_sid: Twilio call SID.
+            event: ``initiated`` | ``ringing`` | ``answered`` | ``ended``.
+            reason: why the call ended (``ended`` only; required there).
+            answered_by: Twilio's ``AnsweredBy`` (``answered``), ``""`` when unknown.
+            direction / from_number / to_number: what the event says of the call, ``""``
+                when it does not say.
+            at: when it happened, wall-clock seconds since the epoch; None means now.
+
+        A call not yet known gets its row here (``started_at`` = ``at``), so a call that
+        never streamed (rejected, busy, unanswered, a notify call) is still recorded; a known
+        one keeps the ``direction`` / numbers it has and gets those it lacks, and its
+        ``started_at`` moves back to ``at`` when that is earlier. ``answered`` with an
+        ``answered_by`` sets the call's ``answered_by``. ``ended`` sets ``ended_at`` and
+        ``end_reason`` only when the call has no end reason yet: the first reason wins, so a
+        final status callback (``completed``) arriving after the stream ended with
+        ``transferred`` or ``bot-hangup`` (:meth:`end_call`) is kept as an event but does
+        not overwrite it.
+
+        Raises:
+            ValueError: ``event`` is unknown, or an ``ended`` event has no reason (at once,
+                before anything is queued).
+        """
+        if event not in EVENT_NAMES:
+            raise ValueError(f"call event must be one of {sorted(EVENT_NAMES)}, got {event!r}")
+        if event == "ended" and not reason:
+            raise ValueError("an 'ended' call event needs a reason")
+        when = utc_now_iso() if at is None else iso_from_epoch(at)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO calls (call_sid, from_number, to_number, direction, started_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(call_sid) DO UPDATE SET"
+                " from_number = COALESCE(NULLIF(calls.from_number, ''), excluded.from_number),"
+                " to_number = COALESCE(NULLIF(calls.to_number, ''), excluded.to_number),"
+                " direction = COALESCE(NULLIF(calls.direction, ''), excluded.direction),"
+                " started_at = MIN(calls.started_at, excluded.started_at)",
+                (call_sid, from_number, to_number, direction, when),
+            )
+            conn.execute(
+                "INSERT INTO call_events (call_sid, seq, event, reason, answered_by, at) VALUES"
+                " (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM call_events WHERE call_sid = ?),"
+                " ?, ?, ?, ?)",
+                (call_sid, call_sid, event, reason, answered_by, when),
+            )
+            if event == "answered" and answered_by:
+                conn.execute(
+                    "UPDATE calls SET answered_by = ? WHERE call_sid = ?", (answered_by, call_sid)
+                )
+            elif event == "ended":
+                conn.execute(
+                    "UPDATE calls SET ended_at = ?, end_reason = ?"
+                    " WHERE call_sid = ? AND end_reason IS NULL",
+                    (when, reason, call_sid),
+                )
+
+        return self._submit(write)
+
     def end_call(
         self, call_sid: str, reason: str, *, ended_at: str | None = None
     ) -> concurrent.futures.Future[Any]:
-        """Record the end of a call and why (``"stop"``, ``"hangup"`` …)."""
+        """Record that a call's stream ended, and why (``caller-hangup``, ``bot-hangup``,
+        ``transferred``, ``max-duration`` … as :mod:`voicehost.server.events` lists them).
+
+        The stream's reason is authoritative: it replaces an end reason an earlier ``ended``
+        event gave (the server knows a call was transferred or hung up by the bot; a status
+        callback only knows it completed). Adds no row to ``call_events``.
+        """
         ended = ended_at or utc_now_iso()
 
         def write(conn: sqlite3.Connection) -> None:
@@ -227,89 +304,10 @@ class CallStore:
 
     # -- reads (any thread) -----------------------------------------------------------------
     def get_call(self, call_sid: str) -> dict[str, Any] | None:
-        """One call with its turns, as :func:`read_call` returns it; None when unknown."""
+        """One call with its events and turns, as :func:`read_call` returns it; None when
+        unknown."""
         return read_call(self.path, call_sid)
 
     def list_calls(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest calls, newest first, as :func:`read_calls` returns them."""
         return read_calls(self.path, limit)
-
-
-def _call_json(row: sqlite3.Row, turns: int | None = None) -> dict[str, Any]:
-    duration_ms = None
-    if row["ended_at"]:
-        start = datetime.fromisoformat(row["started_at"])
-        duration_ms = round((datetime.fromisoformat(row["ended_at"]) - start).total_seconds() * 1e3)
-    data: dict[str, Any] = {
-        "call_sid": row["call_sid"],
-        "stream_sid": row["stream_sid"],
-        "from": row["from_number"],
-        "to": row["to_number"],
-        "started_at": row["started_at"],
-        "ended_at": row["ended_at"],
-        "end_reason": row["end_reason"],
-        "duration_ms": duration_ms,
-    }
-    if turns is not None:
-        data["turn_count"] = turns
-    return data
-
-
-def _open_for_read(path: str | Path) -> sqlite3.Connection:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"no call records at {str(path)!r} (set [records] path)")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        conn.execute("SELECT 1 FROM calls LIMIT 1")
-    except sqlite3.Error as exc:
-        raise ConfigError(f"{str(path)!r} is not a voicehost call record database: {exc}") from exc
-    return conn
-
-
-def read_call(path: str | Path, call_sid: str) -> dict[str, Any] | None:
-    """One call as JSON-ready data, or None when ``call_sid`` is unknown.
-
-    Shape: ``{"call_sid", "stream_sid", "from", "to", "started_at", "ended_at",
-    "end_reason", "duration_ms", "turns": [{"seq", "role", "kind", "text", "at_ms"}, …]}``;
-    ``ended_at`` / ``end_reason`` / ``duration_ms`` are null while the call is live (or if the
-    server died during it). Turns are in the order they happened.
-
-    Raises:
-        ConfigError: no database at ``path``, or it is not a voicehost one.
-    """
-    conn = _open_for_read(path)
-    try:
-        row = conn.execute("SELECT * FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
-        if row is None:
-            return None
-        data = _call_json(row)
-        data["turns"] = [
-            {k: t[k] for k in ("seq", "role", "kind", "text", "at_ms")}
-            for t in conn.execute(
-                "SELECT * FROM turns WHERE call_sid = ? ORDER BY seq", (call_sid,)
-            )
-        ]
-        return data
-    finally:
-        conn.close()
-
-
-def read_calls(path: str | Path, limit: int = 50) -> list[dict[str, Any]]:
-    """The latest ``limit`` calls (at most :data:`MAX_LIST_LIMIT`), newest first, each as in
-    :func:`read_call` but with ``turn_count`` instead of ``turns``.
-
-    Raises:
-        ConfigError: as :func:`read_call`.
-    """
-    conn = _open_for_read(path)
-    try:
-        rows = conn.execute(
-            "SELECT c.*, (SELECT COUNT(*) FROM turns t WHERE t.call_sid = c.call_sid) AS n"
-            " FROM calls c ORDER BY c.started_at DESC, c.rowid DESC LIMIT ?",
-            (min(max(0, limit), MAX_LIST_LIMIT),),
-        ).fetchall()
-        return [_call_json(row, row["n"]) for row in rows]
-    finally:
-        conn.close()
