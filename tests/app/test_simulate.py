@@ -186,7 +186,7 @@ def test_simulate_local_fast_prints_turns_and_writes_the_call(
     assert np.count_nonzero(caller_track) > 8000 * 1.5  # two 0.8 s tones
 
     (call,) = read_calls(db)
-    assert call["turn_count"] == 5 and call["end_reason"] == "stop"
+    assert call["turn_count"] == 5 and call["end_reason"] == "caller-hangup"
     shown = CliRunner().invoke(cli, ["calls", "show", call["call_sid"], "--json", "--db", str(db)])
     assert [t["kind"] for t in json.loads(shown.output)["turns"]] == [
         "greeting",

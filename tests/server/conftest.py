@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from voicehost.config import Settings, parse_settings_table, resolve_providers
+from voicehost.errors import VoicehostError
 from voicehost.plugins import PluginHost
 from voicehost.server import (
     SERVER_KEY,
@@ -79,8 +80,8 @@ MakeServer = Callable[..., Awaitable[Harness]]
 @pytest.fixture
 async def make_server() -> AsyncIterator[MakeServer]:
     """``await make_server(handler=..., stt="fake", stt_config={...}, tts_config={...},
-    twilio={...}, live=..., **server_settings)`` starts a server; all are stopped at the end
-    of the test."""
+    twilio={...}, live=..., rest=..., **server_settings)`` starts a server; all are stopped
+    at the end of the test."""
     started: list[web.AppRunner] = []
 
     async def make(
@@ -92,6 +93,7 @@ async def make_server() -> AsyncIterator[MakeServer]:
         tts_config: dict[str, Any] | None = None,
         twilio: dict[str, Any] | None = None,
         live: LiveCallState | None = None,
+        rest: Any = None,
         **server: Any,
     ) -> Harness:
         plugin = FakeProvidersPlugin()
@@ -119,6 +121,7 @@ async def make_server() -> AsyncIterator[MakeServer]:
             tts=runtime.tts,
             handler=handler,
             live=live,
+            rest=rest,
         )
         runner = make_runner(app, shutdown_timeout=5.0)
         await runner.setup()
@@ -137,3 +140,35 @@ async def make_server() -> AsyncIterator[MakeServer]:
 async def harness(make_server: MakeServer) -> Harness:
     """A server with the default settings and both fakes."""
     return await make_server()
+
+
+class RecordingRest:
+    """Records ``update_call`` as ``(call_sid, status, twiml, audio_at_update())`` and
+    ``hangup`` call SIDs; with ``fail`` every update raises Twilio's 21220."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.updates: list[tuple[str, str | None, str | None, Any]] = []
+        self.hangups: list[str] = []
+        self.audio_at_update: Callable[[], Any] = lambda: None
+
+    async def update_call(
+        self,
+        call_sid: str,
+        *,
+        status: str | None = None,
+        twiml: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        if self.fail:
+            raise VoicehostError("Twilio error 21220: Call is not in-progress (HTTP 400)")
+        self.updates.append((call_sid, status, twiml, self.audio_at_update()))
+
+    async def hangup(self, call_sid: str) -> None:
+        self.hangups.append(call_sid)
+
+
+@pytest.fixture
+def rest_fake() -> type[RecordingRest]:
+    """:class:`RecordingRest`, the REST stand-in: ``rest_fake()`` / ``rest_fake(fail=True)``."""
+    return RecordingRest

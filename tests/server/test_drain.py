@@ -36,7 +36,7 @@ async def test_drain_refuses_new_calls_and_waits_for_live_ones(make_server):
         assert not drain.done()
         await call.stop()
         await asyncio.wait_for(drain, 5)  # returns as soon as the last call ended
-    assert handler.events[-1][2] == "stop"
+    assert handler.events[-1][2] == "caller-hangup"
 
 
 async def test_drain_ends_calls_still_live_after_the_grace_period(make_server):

@@ -117,7 +117,7 @@ async def test_stop_ends_stt_queue_and_call_exactly_once(make_server):
         await handler.wait_for("end")
         live = handler.calls[0]
         await live.wait_ended()
-        assert live.end_reason == "stop"
+        assert live.end_reason == "caller-hangup"
         assert session.close_calls == 1
         assert handler.names().count("end") == 1
         assert str(handler.replies[0].status) == "ReplyStatus.CANCELLED"
@@ -138,7 +138,7 @@ async def test_socket_close_without_stop_ends_the_call(make_server):
         session = await h.plugin.stt.wait_for_session()
         await call.close()
         end = await handler.wait_for("end")
-    assert end[2] == "closed"
+    assert end[2] == "error"
     assert session.close_calls == 1
     assert handler.names().count("end") == 1
 
@@ -156,7 +156,7 @@ async def test_hangup_from_the_handler_closes_the_stream(make_server):
         await call.dtmf("9")
         assert await call.wait_closed() == 1000
         end = await handler.wait_for("end")
-    assert end[2] == "hangup"
+    assert end[2] == "bot-hangup"
 
 
 async def test_handler_exceptions_are_isolated(make_server, caplog):

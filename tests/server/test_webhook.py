@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 from twilio.request_validator import RequestValidator
 
-from voicehost.server.webhook import stream_twiml
+from voicehost.server.twiml import stream_twiml
 from voicehost.testing.handlers import RecordingHandler
 from voicehost.testing.twilio import parse_stream_twiml, random_sid
 
@@ -29,7 +29,11 @@ async def test_valid_signature_gets_connect_stream_twiml_with_a_token(harness):
     stream = root.find("./Connect/Stream")
     assert stream is not None
     assert stream.get("url") == "wss://voice.example.test/voice/stream"
-    assert len(root) == 1  # nothing after </Connect>: closing the stream ends the call
+    # after </Connect>: a redirect telling the webhook the stream is over (or never started)
+    assert [child.tag for child in root] == ["Connect", "Redirect"]
+    redirect = root.find("./Redirect")
+    assert redirect.get("method") == "POST"
+    assert redirect.text == "https://voice.example.test/voice/webhook?step=after-stream"
     _, stream_params = parse_stream_twiml(reply.text)
     token = stream_params["token"]
     assert len(token) == 22  # 16 random bytes, url-safe base64 without padding
@@ -179,7 +183,7 @@ async def test_status_callback_updates_the_call_state(make_server):
         assert reply.status == 204
         assert await call.wait_closed() == 1000
         end = await handler.wait_for("end")
-    assert end[2] == "status:completed"
+    assert end[2] == "caller-hangup"  # Twilio's completed while streaming
     assert live.status == "completed"
     assert call.call_sid not in h.server.calls
 

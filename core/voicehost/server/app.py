@@ -20,6 +20,7 @@ import logging
 
 from aiohttp import web
 
+from voicehost.server.call_control import CallRest
 from voicehost.server.handler import CallHandler
 from voicehost.server.http import http_app_options, make_runner
 from voicehost.server.live_state import LiveCallState
@@ -47,6 +48,7 @@ def build_app(
     tts: ProviderBinding | None = None,
     handler: CallHandler | None = None,
     live: LiveCallState | None = None,
+    rest: CallRest | None = None,
 ) -> web.Application:
     """The aiohttp application answering Twilio.
 
@@ -62,13 +64,18 @@ def build_app(
         live: where stream tokens, webhook call data and the live-call registry are kept
             (default: a :class:`~voicehost.server.live_state.MemoryLiveState`; a shared
             store lets several instances serve one number).
+        rest: Twilio's REST API (``voicehost.server.rest.TwilioRest``) for hang-ups without
+            a stream, transfers and the ``<Say>``/``<Gather>`` fallback; None without
+            credentials (those actions then raise ``CallControlError``).
 
     The :class:`CallServer` is at ``app[SERVER_KEY]``. On aiohttp shutdown every call ends
     (reason ``"shutdown"``).
     """
     settings = settings or ServerSettings()
     twilio = twilio or TwilioSettings()
-    server = CallServer(settings, twilio=twilio, stt=stt, tts=tts, handler=handler, live=live)
+    server = CallServer(
+        settings, twilio=twilio, stt=stt, tts=tts, handler=handler, live=live, rest=rest
+    )
     if twilio.skip_signature_verification:
         log.warning(
             "skip_signature_verification = true: Twilio webhook signatures are NOT checked; "

@@ -10,6 +10,13 @@ A :class:`Call` is made by the Media Streams handler when a ``start`` is accepte
   resampler state spans frames);
 * turns STT callbacks and ``dtmf`` into :class:`~voicehost.server.handler.CallHandler` calls
   (each in its own task, exceptions logged), doing barge-in first on speech start;
+* acts on the call: :meth:`Call.say`, :meth:`Call.send_dtmf` (in-band ITU-T Q.23 tones,
+  paced like speech), :meth:`Call.transfer` (``<Dial>`` through REST), :meth:`Call.hangup`;
+* ends itself at ``max_call_duration_s`` (a goodbye, then end reason ``max-duration``);
+* moves to the ``<Say>``/``<Gather>`` fallback (:class:`~voicehost.server.call_control.
+  SayFallback`) when its TTS provider cannot start: the first reply fails before any audio
+  was sent. Such a call (and one that never had a stream) lives on without a socket; its
+  caller turns come from the voice webhook's ``<Gather>`` results;
 * ends exactly once (:meth:`Call.end`): playback cancelled, STT closed, handler tasks
   cancelled, then ``on_call_end``.
 """
@@ -20,46 +27,50 @@ import asyncio
 import collections
 import inspect
 import logging
-import threading
 import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from typing import Any
 
-from voicehost.audio import AudioConverter
-from voicehost.config_model import ProviderConfig, default_config
+from voicehost.config_model import ProviderConfig
 from voicehost.contracts import (
     MULAW_8K,
     AudioFormat,
-    TranscriptionCallbacks,
     TranscriptionProvider,
-    TranscriptionRequest,
     TranscriptionSession,
 )
+from voicehost.dtmf import check_dtmf_digits, dtmf_ulaw
+from voicehost.errors import VoicehostError
+from voicehost.phone import is_call_target
+from voicehost.server.call_control import CallControl, CallControlError, HeardText, SayFallback
+from voicehost.server.call_stt import CallTranscription, choose_input_format
+from voicehost.server.events import BOT_HANGUP, ERROR, IDLE, MAX_DURATION, TRANSFERRED
 from voicehost.server.handler import CallHandler
-from voicehost.server.playback import Playback, Reply
+from voicehost.server.playback import Playback, Reply, ReplyStatus
+from voicehost.server.twiml import dial_twiml, say_gather_twiml
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Call", "choose_input_format"]
+__all__ = ["Call", "choose_input_format"]  # choose_input_format is re-exported from call_stt
 
 _HANDLER_END_TIMEOUT_S = 10.0
-
-
-def choose_input_format(provider: TranscriptionProvider) -> AudioFormat:
-    """The format to feed ``provider``: μ-law 8 kHz when it takes it (pass-through), else
-    its preferred (first) input format."""
-    formats = tuple(getattr(provider, "input_formats", ()) or (MULAW_8K,))
-    return MULAW_8K if MULAW_8K in formats else formats[0]
+# How long the goodbye at max_call_duration_s and the line before a transfer may take, s.
+_LAST_WORDS_TIMEOUT_S = 15.0
 
 
 class Call:
-    """One live call (one Media Streams socket after its ``start``).
+    """One live call: a Media Streams socket after its ``start`` or, without a working
+    stream, a call spoken to with ``<Say>`` and listened to with ``<Gather>``.
 
     Attributes:
-        call_sid / stream_sid / account_sid: Twilio ids (``CA…`` / ``MZ…`` / ``AC…``).
+        call_sid / stream_sid / account_sid: Twilio ids (``CA…`` / ``MZ…`` / ``AC…``;
+            ``stream_sid`` is ``""`` without a stream).
         from_ / to / direction: from the voice webhook (empty when unknown).
+        answered_by: Twilio's ``AnsweredBy`` (machine detection: ``human``,
+            ``machine_end_beep`` …), ``""`` when not asked for.
         custom_parameters: ``start.customParameters`` minus the stream token.
         status: the last ``CallStatus`` Twilio reported (``in-progress`` once streaming).
+        streaming: True while the call is carried by a Media Stream; False for the
+            ``<Say>``/``<Gather>`` fallback.
         state: a free dict for the application.
         started_at: wall-clock start time (``time.time()``).
         stt: the STT session, or None when none is configured or it could not be made.
@@ -75,18 +86,20 @@ class Call:
         *,
         call_sid: str,
         stream_sid: str,
-        playback: Playback,
+        playback: Playback | SayFallback,
         handler: CallHandler,
         request_close: Callable[[int, str], None],
         account_sid: str = "",
         from_: str = "",
         to: str = "",
         direction: str = "",
+        answered_by: str = "",
         custom_parameters: Mapping[str, str] | None = None,
         stt_provider: TranscriptionProvider | None = None,
         stt_config: ProviderConfig | None = None,
         barge_in: bool = True,
         stt_close_timeout_s: float = 5.0,
+        control: CallControl | None = None,
     ) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
@@ -94,34 +107,41 @@ class Call:
         self.from_ = from_
         self.to = to
         self.direction = direction
+        self.answered_by = answered_by
         self.custom_parameters = dict(custom_parameters or {})
         self.status = "in-progress"
         self.state: dict[str, Any] = {}
         self.started_at = time.time()
         self.playback = playback
+        self.streaming = isinstance(playback, Playback)
+        self.control = control or CallControl()
         self.handler = handler
         self.barge_in_enabled = barge_in
         self.malformed: collections.Counter[str] = collections.Counter()
         self.frames_in = 0
         self.end_reason: str | None = None
         self._request_close = request_close
-        self._stt_provider = stt_provider
-        self._stt_config = stt_config if stt_config is not None else default_config(stt_provider)
-        self._stt_close_timeout_s = stt_close_timeout_s
-        self.stt: TranscriptionSession | None = None
-        self.stt_connected = False
-        self._stt_failed = False
-        self._stt_task: asyncio.Task[None] | None = None
-        self.input_format = choose_input_format(stt_provider) if stt_provider else MULAW_8K
-        self._converter = (
-            AudioConverter(MULAW_8K, self.input_format) if self.input_format != MULAW_8K else None
+        self.transcription = (
+            CallTranscription(
+                call_sid,
+                stream_sid,
+                stt_provider,
+                stt_config,
+                on_partial=lambda text: self._dispatch("on_partial", text),
+                on_transcript=lambda text: self._dispatch("on_transcript", text),
+                on_speech_start=self._speech_started,
+                close_timeout_s=stt_close_timeout_s,
+            )
+            if stt_provider is not None
+            else None
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._ended = asyncio.Event()
         self._ending = False
+        self._audio_played = False
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         # While STT closes, the vendor may flush the caller's last words (Deepgram's
         # Finalize, OpenAI's commit); those finals still reach the handler.
-        self._draining_stt = False
         self._late_tasks: set[asyncio.Task[None]] = set()
 
     # --- what the application uses ---------------------------------------------------------
@@ -129,23 +149,97 @@ class Call:
     def say(self, text: str | AsyncIterable[str]) -> Reply:
         """Queue a reply; ``await`` the returned :class:`Reply` to wait until it has played.
 
+        On a streaming call whose TTS provider fails before sending any audio (the first
+        reply of the call) and with REST configured, the call moves to the ``<Say>`` /
+        ``<Gather>`` fallback and the reply's text is said there.
+
         Raises:
             PlaybackQueueFull: too many replies queued (``max_queued_replies``).
             PlaybackError: no TTS provider, or the call has ended.
         """
-        return self.playback.say(text)
+        if not self.streaming or self._audio_played or self.control.rest is None:
+            return self.playback.say(text)
+        heard = HeardText(text)
+        reply = self.playback.say(heard if not isinstance(text, str) else text)
+        reply.wait().add_done_callback(lambda _f: self._after_first_reply(reply, heard))
+        return reply
+
+    def send_dtmf(self, digits: str, *, tone_ms: int = 100, gap_ms: int = 60) -> Reply:
+        """Press keys on the call: in-band DTMF tones (ITU-T Q.23; ``w`` is a 500 ms pause)
+        queued and paced like speech; ``<Play digits>`` without a stream. ``await`` the
+        :class:`Reply` to wait until they were sent.
+
+        Raises:
+            ValueError: ``digits`` has anything but ``0-9 * # A-D w W`` (1 to 64 of them).
+            PlaybackQueueFull / PlaybackError: as :meth:`say`.
+        """
+        digits = check_dtmf_digits(digits)
+        if isinstance(self.playback, SayFallback):
+            return self.playback.play_digits(digits)
+        self._audio_played = True
+        return self.playback.play_audio(
+            dtmf_ulaw(digits, tone_ms=tone_ms, gap_ms=gap_ms), label="dtmf"
+        )
 
     def clear(self) -> bool:
         """Barge in by hand: stop and drop all playback, send ``clear``."""
         return self.playback.barge_in()
 
-    async def hangup(self, reason: str = "hangup") -> None:
-        """End the call from our side: the stream socket is closed (Twilio then runs the
-        TwiML after ``<Connect>``, which is none, so the call ends). Returns at once;
-        ``on_call_end`` follows with ``reason`` (the first reason given wins)."""
+    async def transfer(self, to: str, *, message: str | None = None) -> None:
+        """Hand the call to a person: say ``message`` (default ``[server] transfer_message``)
+        and wait until it has played (at most 15 s), then update the call over REST to
+        ``<Dial>`` ``to``. The call then ends here with reason ``transferred``.
+
+        Args:
+            to: an E.164 number, a ``sip:`` URI or a ``client:`` identity.
+
+        Raises:
+            CallControlError: ``to`` is not such a target, REST is not configured, or Twilio
+                refused the update (the call then goes on).
+        """
+        if not is_call_target(to):
+            raise CallControlError(
+                f"cannot transfer to {to!r}: give an E.164 number, a sip: URI or a client: id"
+            )
+        rest = self.control.require_rest("transfer")
+        line = self.control.transfer_message if message is None else message
+        if line and not self._ending:
+            await self._say_last_words(line)
+        try:
+            await rest.update_call(self.call_sid, twiml=dial_twiml(to))
+        except VoicehostError as exc:
+            raise CallControlError(f"transfer to {to} refused: {exc}") from exc
+        log.info("call %s: transferred to %s", self, to)
+        await self.hangup(TRANSFERRED, rest_hangup=False)
+
+    async def hangup(self, reason: str = BOT_HANGUP, *, rest_hangup: bool = True) -> None:
+        """End the call from our side. Streaming: the stream socket is closed (Twilio then
+        runs the TwiML after ``<Connect>``, which voicehost answers with ``<Hangup/>``).
+        Without a stream: a REST update ``Status=completed``. Returns at once; ``on_call_end``
+        follows with ``reason`` (the first reason given wins)."""
         if self.end_reason is None and not self._ending:
             self.end_reason = reason
+        if not self.streaming and rest_hangup and self.control.rest is not None:
+            try:
+                await self.control.rest.hangup(self.call_sid)
+            except VoicehostError as exc:
+                log.warning("call %s: REST hang-up failed: %s", self, exc)
         self._request_close(1000, "hangup")
+
+    @property
+    def stt(self) -> TranscriptionSession | None:
+        """The STT session, or None when none is configured or it could not be made."""
+        return self.transcription.session if self.transcription is not None else None
+
+    @property
+    def stt_connected(self) -> bool:
+        """True once the STT session connected."""
+        return self.transcription is not None and self.transcription.connected
+
+    @property
+    def input_format(self) -> AudioFormat:
+        """The format fed to the STT session (μ-law 8 kHz without one)."""
+        return self.transcription.input_format if self.transcription is not None else MULAW_8K
 
     @property
     def ended(self) -> bool:
@@ -155,52 +249,61 @@ class Call:
     async def wait_ended(self) -> str:
         """Wait until the call has ended; returns the reason."""
         await self._ended.wait()
-        return self.end_reason or "closed"
+        return self.end_reason or "error"
 
     # --- driven by the stream handler ------------------------------------------------------
 
     def start(self) -> None:
-        """Open the STT session in the background and tell the app the call started."""
-        if self._stt_provider is not None:
-            callbacks = TranscriptionCallbacks(
-                on_partial=self._on_loop(lambda text: self._dispatch("on_partial", text)),
-                on_transcript=self._on_loop(lambda text: self._dispatch("on_transcript", text)),
-                on_speech_start=self._on_loop(self._speech_started),
-                on_error=self._on_loop(self._stt_error),
-            )
-            request = TranscriptionRequest(
-                config=self._stt_config,
-                callbacks=callbacks,
-                input_format=self.input_format,
-                call_sid=self.call_sid,
-                stream_sid=self.stream_sid,
-            )
-            try:
-                self.stt = self._stt_provider.create_session(request)
-            except Exception as exc:
-                self._stt_failed = True
-                log.warning("call %s: STT session not created (%s); TTS still works", self, exc)
-            else:
-                self._stt_task = asyncio.get_running_loop().create_task(self._connect_stt())
+        """Open the STT session in the background (streaming calls), start the call-length
+        limit and tell the app the call started."""
+        loop = asyncio.get_running_loop()
+        limit_s = self.control.max_duration_s
+        self._timers["max-duration"] = loop.call_later(limit_s, self._max_duration_reached)
+        if not self.streaming:
+            self.touch()
+        if self.transcription is not None and self.streaming:
+            self.transcription.open()
         self._dispatch("on_call_start")
 
     def feed_audio(self, ulaw: bytes) -> None:
         """One inbound μ-law frame from Twilio → the STT session (converted if needed)."""
         self.frames_in += 1
-        if self.stt is None or self._stt_failed:
-            return
-        audio = self._converter.convert(ulaw) if self._converter else ulaw
-        if not audio:
-            return
-        try:
-            self.stt.send_audio(audio)
-        except Exception as exc:  # the contract says never raise; a plugin bug must not kill us
-            self._stt_failed = True
-            log.warning("call %s: STT send_audio raised %r; transcription stopped", self, exc)
+        if self.transcription is not None:
+            self.transcription.feed(ulaw)
 
     def dtmf(self, digit: str) -> None:
-        """A key press from the caller."""
+        """A key press from the caller (one key from the stream; every key pressed before
+        ``<Gather>`` finished in the fallback)."""
         self._dispatch("on_dtmf", digit)
+
+    def gathered(self, speech: str, digits: str) -> None:
+        """A ``<Gather>`` result of the fallback: ``SpeechResult`` is a final transcript,
+        ``Digits`` key presses (either may be empty)."""
+        self.touch()
+        if speech.strip():
+            self._dispatch("on_transcript", speech)
+        if digits:
+            self._dispatch("on_dtmf", digits)
+
+    def touch(self) -> None:
+        """Twilio asked about this stream-less call: restart its idle timer
+        (``stream_idle_timeout_s``; ``<Gather>`` posts at least every few seconds)."""
+        old = self._timers.pop("idle", None)
+        if old is not None:
+            old.cancel()
+        if self._ending:
+            return
+        self._timers["idle"] = asyncio.get_running_loop().call_later(
+            self.control.idle_timeout_s, self._idle_reached
+        )
+
+    def detach_stream(self, request_close: Callable[[int, str], None]) -> None:
+        """The call left its Media Stream for the ``<Say>``/``<Gather>`` fallback:
+        ``request_close`` now ends the call without a socket."""
+        self._request_close = request_close
+        self.streaming = False
+        self.stream_sid = ""
+        self.touch()
 
     def mark(self, name: str) -> None:
         """Twilio echoed a mark."""
@@ -215,18 +318,12 @@ class Call:
         self._ending = True
         if self.end_reason is None:
             self.end_reason = reason
+        for timer in self._timers.values():
+            timer.cancel()
         try:
             await self.playback.close()
-            if self._stt_task is not None and not self._stt_task.done():
-                self._stt_task.cancel()
-            if self.stt is not None:
-                self._draining_stt = True
-                try:
-                    await asyncio.wait_for(self.stt.close(), self._stt_close_timeout_s)
-                except (TimeoutError, Exception) as exc:
-                    log.warning("call %s: closing STT: %r", self, exc)
-                finally:
-                    self._draining_stt = False
+            if self.transcription is not None:
+                await self.transcription.close()
             if self._late_tasks:  # let the flushed finals be handled (recorded), bounded
                 await asyncio.wait(self._late_tasks, timeout=_HANDLER_END_TIMEOUT_S)
             tasks = [t for t in self._tasks if t is not asyncio.current_task()]
@@ -244,43 +341,73 @@ class Call:
 
     # --- internals -------------------------------------------------------------------------
 
-    async def _connect_stt(self) -> None:
-        assert self.stt is not None
+    async def _say_last_words(self, text: str) -> None:
+        """Say ``text`` and wait until it played, failed or ``_LAST_WORDS_TIMEOUT_S`` passed."""
         try:
-            await self.stt.connect()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._stt_failed = True
-            log.warning("call %s: STT connection failed (TTS still works): %s", self, exc)
-        else:
-            self.stt_connected = True
+            reply = self.say(text)
+            await asyncio.wait_for(reply.wait(), _LAST_WORDS_TIMEOUT_S)
+        except (TimeoutError, VoicehostError) as exc:
+            log.info("call %s: last words not played (%r)", self, exc)
 
-    def _on_loop(self, fn: Callable[..., None]) -> Callable[..., None]:
-        """``fn`` made safe to call from a plugin's worker thread: the contract says STT
-        callbacks run on the event loop thread, but a plugin that gets it wrong must not
-        corrupt the call, so such calls are handed over to the loop."""
-        loop = asyncio.get_running_loop()
-        loop_thread = threading.get_ident()
+    def _max_duration_reached(self) -> None:
+        log.info("call %s: max_call_duration_s reached; ending it", self)
+        self._spawn(self._end_with_goodbye())
 
-        def call(*args: Any) -> None:
-            if threading.get_ident() == loop_thread:
-                fn(*args)
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(fn, *args)
+    async def _end_with_goodbye(self) -> None:
+        if self.end_reason is None:
+            self.end_reason = MAX_DURATION
+        if self.control.max_duration_message:
+            self.playback.barge_in()
+            await self._say_last_words(self.control.max_duration_message)
+        await self.hangup(MAX_DURATION)
 
-        return call
+    def _idle_reached(self) -> None:
+        log.info(
+            "call %s: no word from Twilio for %.0f s; ending it", self, self.control.idle_timeout_s
+        )
+        self._spawn(self.hangup(IDLE, rest_hangup=True))
+
+    def _after_first_reply(self, reply: Reply, heard: HeardText) -> None:
+        """The TTS could not start (the call's first reply failed before any audio): move to
+        the ``<Say>``/``<Gather>`` fallback and say the reply's text there."""
+        if reply.frames_sent or reply.status is not ReplyStatus.FAILED:
+            self._audio_played = self._audio_played or reply.frames_sent > 0
+            return
+        if self._ending or not self.streaming:
+            return
+        log.warning("call %s: TTS cannot start (%s); using <Say>/<Gather>", self, reply.error)
+        self._spawn(self._fall_back(heard))
+
+    async def _fall_back(self, heard: HeardText) -> None:
+        text = await heard.rest_of_text()
+        rest = self.control.require_rest("fall back to <Say>")
+        fallback = SayFallback(self.call_sid, self.control)
+        old, self.playback = self.playback, fallback
+        self.streaming = False  # the stream's end must not end the call
+        try:
+            twiml = say_gather_twiml(text, self.control.webhook_url, voice=self.control.say_voice)
+            await rest.update_call(self.call_sid, twiml=twiml)  # Twilio stops the stream
+        except VoicehostError as exc:
+            log.warning("call %s: <Say> fallback refused (%s); hanging up", self, exc)
+            self.streaming = True
+            self.playback = old
+            await self.hangup(ERROR)
+            return
+        await old.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _speech_started(self) -> None:
         if self.barge_in_enabled and not self._ending:
             self.playback.barge_in()
         self._dispatch("on_speech_start")
 
-    def _stt_error(self, exc: Exception) -> None:
-        log.warning("call %s: STT error: %s", self, exc)
-
     def _dispatch(self, name: str, *args: Any) -> None:
-        late = self._ending and self._draining_stt and name == "on_transcript"
+        draining = self.transcription is not None and self.transcription.draining
+        late = self._ending and draining and name == "on_transcript"
         if self._ending and not late:
             return
         task = asyncio.get_running_loop().create_task(self._call_handler(name, *args))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from voicehost.server.call import Call
+    from voicehost.server.events import CallEvent
 
 __all__ = ["CallHandler", "GreetingHandler", "default_handler"]
 
@@ -45,14 +46,21 @@ class CallHandler:
         """The caller started speaking (barge-in has already cleared playback when on)."""
 
     async def on_dtmf(self, call: Call, digit: str) -> None:
-        """The caller pressed a key: ``digit`` is ``"0"``-``"9"``, ``"*"`` or ``"#"``."""
+        """The caller pressed a key: ``digit`` is one of ``0``-``9``, ``*``, ``#``,
+        ``A``-``D`` on a stream; from the ``<Gather>`` fallback it is every key pressed
+        before the gather finished (``"123#"``)."""
 
     async def on_call_end(self, call: Call, reason: str) -> None:
-        """The call ended. ``reason``: ``"stop"`` (Twilio's stop message), ``"closed"``
-        (socket closed), ``"hangup"`` (``call.hangup()``, or the reason given to it, such as a
-        responder's ``HangUp.reason``), ``"shutdown"`` (server stopping),
-        ``"status:<CallStatus>"`` (a status callback said the call is over) or
-        ``"error"``."""
+        """The call ended. ``reason`` is one of :data:`voicehost.server.events.END_REASONS`
+        (``caller-hangup``, ``bot-hangup``, ``transferred``, ``max-duration``, ``idle``,
+        ``shutdown``, ``error`` …) or the reason given to ``call.hangup(reason)``."""
+
+    async def on_call_event(self, event: CallEvent) -> None:
+        """A lifecycle event (:class:`~voicehost.server.events.CallEvent`): ``initiated``,
+        ``ringing``, ``answered`` (with ``answered_by``) or ``ended`` (with its reason),
+        for every call, including those that never stream (rejected, busy, no-answer,
+        notify calls). Each kind comes once per call; ``ended`` comes after
+        ``on_call_end`` for a call that had one."""
 
 
 class GreetingHandler(CallHandler):

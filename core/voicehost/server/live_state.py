@@ -47,6 +47,10 @@ class CallRecord:
         call_sid / account_sid: Twilio ids (``CA…`` / ``AC…``).
         from_ / to / direction: the webhook's ``From``, ``To`` and ``Direction``.
         status: the last ``CallStatus`` (webhook or status callback).
+        answered_by: ``AnsweredBy`` of machine detection, ``""`` when not asked for.
+        stream_outcome: ``""`` until the call's stream ended, then its end reason (the
+            webhook's ``after-stream`` step reads it to choose ``<Hangup/>`` or the
+            ``<Say>``/``<Gather>`` fallback).
         created: when the webhook arrived, wall-clock seconds since the epoch (comparable
             across instances, unlike a monotonic clock).
     """
@@ -57,6 +61,8 @@ class CallRecord:
     to: str = ""
     direction: str = ""
     status: str = ""
+    answered_by: str = ""
+    stream_outcome: str = ""
     created: float = attrs.field(factory=time.time)
 
     @classmethod
@@ -69,6 +75,7 @@ class CallRecord:
             to=str(form.get("To", "")),
             direction=str(form.get("Direction", "")),
             status=str(form.get("CallStatus", "")),
+            answered_by=str(form.get("AnsweredBy", "")),
         )
 
 
@@ -113,8 +120,26 @@ class LiveCallState(Protocol):
         call is not known here."""
         ...
 
+    async def update_call(
+        self,
+        call_sid: str,
+        *,
+        status: str | None = None,
+        answered_by: str | None = None,
+        stream_outcome: str | None = None,
+    ) -> CallRecord | None:
+        """Set the given fields of the stored call; returns the updated record, or None
+        when the call is not known here."""
+        ...
+
     async def forget_call(self, call_sid: str) -> None:
         """Drop the stored data of ``call_sid`` (a no-op when unknown)."""
+        ...
+
+    async def claim_notify(self, call_sid: str) -> bool:
+        """Atomic: True the first time it is called for ``call_sid`` (that webhook serves
+        the notify message), False after (follow-up webhooks get empty TwiML). Kept for
+        the store's record TTL."""
         ...
 
     async def mark_live(self, call_sid: str, owner: str) -> bool:
@@ -165,6 +190,7 @@ class MemoryLiveState:
         self._clock = clock
         self._records: dict[str, tuple[CallRecord, float]] = {}
         self._live: dict[str, str] = {}
+        self._notified: dict[str, float] = {}
 
     # --- tokens ----------------------------------------------------------------------------
 
@@ -190,12 +216,38 @@ class MemoryLiveState:
         return entry[0]
 
     async def update_status(self, call_sid: str, status: str) -> CallRecord | None:
+        return await self.update_call(call_sid, status=status)
+
+    async def update_call(
+        self,
+        call_sid: str,
+        *,
+        status: str | None = None,
+        answered_by: str | None = None,
+        stream_outcome: str | None = None,
+    ) -> CallRecord | None:
         record = await self.get_call(call_sid)
         if record is None:
             return None
-        updated = attrs.evolve(record, status=status)
+        changes = {
+            name: value
+            for name, value in (
+                ("status", status),
+                ("answered_by", answered_by),
+                ("stream_outcome", stream_outcome),
+            )
+            if value is not None
+        }
+        updated = attrs.evolve(record, **changes)
         self._records[call_sid] = (updated, self._records[call_sid][1])
         return updated
+
+    async def claim_notify(self, call_sid: str) -> bool:
+        self._purge()
+        if call_sid in self._notified:
+            return False
+        self._notified[call_sid] = self._clock()
+        return True
 
     async def forget_call(self, call_sid: str) -> None:
         self._records.pop(call_sid, None)
@@ -231,3 +283,6 @@ class MemoryLiveState:
     def _purge(self) -> None:
         for sid in [s for s, (_, at) in self._records.items() if self._expired(s, at)]:
             del self._records[sid]
+        now = self._clock()
+        for sid in [s for s, at in self._notified.items() if now - at > self.record_ttl_s]:
+            del self._notified[sid]

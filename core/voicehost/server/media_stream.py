@@ -39,6 +39,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from voicehost.server.call import Call
+from voicehost.server.events import BOT_HANGUP, CALLER_HANGUP, ERROR, IDLE
 from voicehost.server.live_state import CallRecord
 from voicehost.server.outbound import OutboundChannel
 from voicehost.server.playback import Playback
@@ -76,7 +77,11 @@ async def handle_media_stream(request: web.Request) -> web.StreamResponse:
     if len(server.sockets) >= settings.max_connections:
         log.warning("rejecting media stream upgrade: %d sockets open", len(server.sockets))
         return web.Response(status=503, text="Too many media stream connections\n")
-    ws = web.WebSocketResponse(max_msg_size=settings.max_inbound_message_bytes, autoping=True)
+    ws = web.WebSocketResponse(
+        max_msg_size=settings.max_inbound_message_bytes,
+        autoping=True,
+        heartbeat=settings.websocket_heartbeat_s,
+    )
     if not ws.can_prepare(request).ok:
         return web.Response(status=400, text="Expected a WebSocket upgrade\n")
     stream = MediaStream(server, request, ws)
@@ -126,7 +131,7 @@ class MediaStream:
         deadline = loop.time() + settings.pre_start_timeout_ms / 1000
         try:
             while not self.ws.closed:
-                timeout = None
+                timeout = settings.stream_idle_timeout_s
                 if self.call is None:
                     timeout = deadline - loop.time()
                     if timeout <= 0:
@@ -135,7 +140,10 @@ class MediaStream:
                 try:
                     msg = await self.ws.receive(timeout=timeout)
                 except TimeoutError:
-                    await self._start_timeout()
+                    if self.call is None:
+                        await self._start_timeout()
+                    else:
+                        await self._idle_timeout()
                     break
                 if msg.type is WSMsgType.TEXT:
                     if not await self._on_text(msg.data):
@@ -144,7 +152,7 @@ class MediaStream:
                     self._count_malformed(MalformedMessage("binary", "binary frame", ""))
                 elif msg.type is WSMsgType.ERROR:
                     log.warning("media stream %s: %s", self._who(), msg.data)
-                    self._end_reason = self._end_reason or "error"
+                    self._end_reason = self._end_reason or ERROR
                     break
                 else:  # CLOSE / CLOSING / CLOSED
                     break
@@ -154,7 +162,8 @@ class MediaStream:
 
     async def _finish(self) -> None:
         if self.call is not None:
-            await self.server.end_call(self.call, self._end_reason or "closed")
+            # no ``stop`` and no reason of ours: the socket broke (or a heartbeat failed)
+            await self.server.stream_ended(self.call, self._end_reason or ERROR)
         if self.channel is not None:
             await self.channel.close()
         if self._closing is not None:
@@ -166,7 +175,7 @@ class MediaStream:
         self, code: int, message: str, *, reason: str | None = None, abort: bool = False
     ) -> None:
         """Close the socket from any task (hang-up, overflow, shutdown); the read loop then
-        ends the call with ``reason`` (default: kept or ``"closed"``).
+        ends the call with ``reason`` (default: kept, or ``"error"``).
 
         ``abort`` is for a peer that stopped reading (outbound backlog): the close frame is
         queued, the call ends at once, and ``_ABORT_GRACE_S`` (2 s) later the connection is
@@ -208,7 +217,7 @@ class MediaStream:
             self.ws.close(code=code, message=message.encode()[:120], drain=False)
         )
         if self.call is not None:  # the read loop may be waiting on the peer: end it now
-            await self.server.end_call(self.call, self._end_reason or "error")
+            await self.server.end_call(self.call, self._end_reason or ERROR)
         try:
             await asyncio.wait_for(closing, max(0.0, deadline - loop.time()))
         except (TimeoutError, Exception) as exc:
@@ -226,6 +235,15 @@ class MediaStream:
         await asyncio.sleep(max(0.0, deadline - loop.time()))  # the peer's grace
         if held.release(force_reset=stuck):
             log.info("media stream %s: connection reset after close %d", self._who(), code)
+
+    async def _idle_timeout(self) -> None:
+        log.warning(
+            "call %s: no message for %.0f s (stream_idle_timeout_s); ending it",
+            self._who(),
+            self.server.settings.stream_idle_timeout_s,
+        )
+        self._end_reason = self._end_reason or IDLE
+        await self._close_now(1000, "Idle")
 
     async def _start_timeout(self) -> None:
         log.warning(
@@ -263,7 +281,7 @@ class MediaStream:
                     raise MalformedMessage("field", "mark.name missing", data)
                 self.call.mark(name)
             elif event == "stop":
-                self._end_reason = self._end_reason or "stop"
+                self._end_reason = self._end_reason or CALLER_HANGUP
                 return False
         except MalformedMessage as exc:
             self._count_malformed(exc)
@@ -272,7 +290,7 @@ class MediaStream:
     async def _on_start(self, message: dict[str, Any]) -> bool:
         if self.call is not None:
             log.warning("media stream %s: second start; closing", self._who())
-            self._end_reason = self._end_reason or "error"
+            self._end_reason = self._end_reason or ERROR
             await self._close_now(1008, "Duplicate start")
             return False
         start = section(message, "start")
@@ -331,6 +349,7 @@ class MediaStream:
             raise
         self.server.add_call(self.call, self)
         log.info("call %s: stream %s started (%s)", call_sid, stream_sid, self.ip)
+        self.server.call_answered(self.call)
         self.call.start()
         return True
 
@@ -353,7 +372,7 @@ class MediaStream:
             buffer_size,
             settings.max_outbound_buffer_bytes,
             on_overflow=lambda _n: self.request_close(
-                1013, "Backpressure: send buffer exceeded", reason="error", abort=True
+                1013, "Backpressure: send buffer exceeded", reason=ERROR, abort=True
             ),
         )
         self.channel.start()
@@ -373,16 +392,18 @@ class MediaStream:
             stream_sid=stream_sid,
             playback=playback,
             handler=self.server.handler,
-            request_close=lambda code, msg: self.request_close(code, msg, reason="hangup"),
+            request_close=lambda code, msg: self.request_close(code, msg, reason=BOT_HANGUP),
             account_sid=account_sid or (record.account_sid if record else ""),
             from_=record.from_ if record else "",
             to=record.to if record else "",
             direction=record.direction if record else "",
+            answered_by=record.answered_by if record else "",
             custom_parameters=_custom_parameters(params),
             stt_provider=stt.provider if stt else None,
             stt_config=stt.config if stt else None,
             barge_in=settings.barge_in,
             stt_close_timeout_s=settings.stt_close_timeout_s,
+            control=self.server.control,
         )
         call.malformed = self.malformed
         return call

@@ -16,6 +16,7 @@ import ipaddress
 from pydantic import Field, field_validator
 
 from voicehost.config_model import ConfigModel, env_field
+from voicehost.phone import check_e164, is_caller_pattern, matches_caller
 
 __all__ = ["ServerSettings", "TwilioSettings", "is_loopback"]
 
@@ -120,6 +121,32 @@ class ServerSettings(ConfigModel):
         description="An idle kept-alive HTTP connection is closed after this long, s (keep "
         "it above a reverse proxy's upstream idle timeout).",
     )
+    max_call_duration_s: float = Field(
+        3600.0,
+        gt=0,
+        description="A call this long is ended: the bot says max_duration_message "
+        "and hangs up (end reason max-duration), s.",
+    )
+    max_duration_message: str = Field(
+        "We have reached the time limit for this call. Goodbye.",
+        description="Said before a call is ended at max_call_duration_s; empty for none.",
+    )
+    stream_idle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A started stream that receives no message this long is ended (end "
+        "reason idle); Twilio sends media every 20 ms, s.",
+    )
+    websocket_heartbeat_s: float = Field(
+        10.0,
+        gt=0,
+        description="WebSocket ping interval of a Media Streams socket; a peer that does not "
+        "answer a ping within half of it is closed (catches half-open sockets), s.",
+    )
+    transfer_message: str = Field(
+        "Please hold while I transfer your call.",
+        description="Said before a call is transferred (call.transfer); empty for none.",
+    )
 
     @field_validator("webhook_path", "stream_path", "status_path")
     @classmethod
@@ -151,7 +178,8 @@ class ServerSettings(ConfigModel):
 
 
 class TwilioSettings(ConfigModel):
-    """The ``[twilio]`` table: the account whose webhooks are accepted."""
+    """The ``[twilio]`` table: the account whose webhooks are accepted and whose REST API
+    places, updates and ends calls (wire-protocols.md §1.7), and who may call in."""
 
     account_sid: str = env_field(
         "TWILIO_ACCOUNT_SID",
@@ -167,8 +195,64 @@ class TwilioSettings(ConfigModel):
     skip_signature_verification: bool = Field(
         False, description="Local development only: warns at start-up and on every request."
     )
+    api_base_url: str = Field(
+        "https://api.twilio.com",
+        description="Base URL of Twilio's REST API (a proxy, or a local fake in tests).",
+    )
+    from_number: str = Field(
+        "", description="Default caller ID (E.164) of outbound calls; empty: give --from."
+    )
+    allowed_callers: list[str] = Field(
+        default_factory=list,
+        description="When not empty, only these callers (E.164, or a prefix ending in *) are "
+        "answered; others get <Reject/>.",
+    )
+    blocked_callers: list[str] = Field(
+        default_factory=list,
+        description="Callers (E.164, or a prefix ending in *) that get <Reject/>.",
+    )
+    say_voice: str = Field(
+        "",
+        description="Voice of <Say> (notify calls, the no-stream fallback), e.g. Polly.Joanna; "
+        "empty: Twilio's default.",
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _api_base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or len(value.split("://", 1)[1]) == 0:
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("from_number")
+    @classmethod
+    def _from_number(cls, value: str) -> str:
+        return check_e164(value, "from_number") if value else value
+
+    @field_validator("allowed_callers", "blocked_callers")
+    @classmethod
+    def _caller_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not is_caller_pattern(pattern):
+                raise ValueError(
+                    f"{pattern!r} is not an E.164 number (+15550001111) or a prefix ending "
+                    "in * (+1555*)"
+                )
+        return value
 
     @property
     def verify_signatures(self) -> bool:
         """True when webhooks must carry a valid ``X-Twilio-Signature``."""
         return bool(self.auth_token) and not self.skip_signature_verification
+
+    @property
+    def rest_configured(self) -> bool:
+        """True when the REST API can be used (account SID and auth token are set)."""
+        return bool(self.account_sid and self.auth_token)
+
+    def caller_refused(self, number: str) -> bool:
+        """True when ``number`` (a webhook's ``From``) is blocked, or an allow-list is set
+        and it is not on it."""
+        if matches_caller(number, self.blocked_callers):
+            return True
+        return bool(self.allowed_callers) and not matches_caller(number, self.allowed_callers)

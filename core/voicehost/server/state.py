@@ -12,6 +12,7 @@ handlers import it, it imports neither of them (a socket is seen through the sma
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 from collections.abc import Mapping
@@ -21,7 +22,16 @@ import attrs
 from aiohttp import web
 
 from voicehost.config_model import ProviderConfig
+from voicehost.errors import VoicehostError
 from voicehost.server.call import Call
+from voicehost.server.call_control import CallControl, CallControlError, CallRest, SayFallback
+from voicehost.server.events import (
+    BOT_HANGUP,
+    CALLER_HANGUP,
+    TERMINAL_STATUSES,
+    CallEvent,
+    event_from_status,
+)
 from voicehost.server.handler import CallHandler, default_handler
 from voicehost.server.limits import PendingLimiter
 from voicehost.server.live_state import CallRecord, LiveCallState, MemoryLiveState
@@ -43,9 +53,8 @@ __all__ = [
 ]
 
 _END_TIMEOUT_S = 15.0
-
-#: ``CallStatus`` values after which a call is over.
-TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+# Calls whose lifecycle events are remembered (to send each kind once), most recent first.
+_EVENT_MEMORY = 10_000
 
 
 class StreamSocket(Protocol):
@@ -121,9 +130,20 @@ class CallServer:
         handler: CallHandler | None = None,
         live: LiveCallState | None = None,
         instance_id: str | None = None,
+        rest: CallRest | None = None,
     ) -> None:
         self.settings = settings
         self.twilio = twilio or TwilioSettings()
+        self.rest = rest
+        self.control = CallControl(
+            rest,
+            webhook_url=settings.public_url + settings.webhook_path,
+            say_voice=self.twilio.say_voice,
+            transfer_message=settings.transfer_message,
+            max_duration_s=settings.max_call_duration_s,
+            max_duration_message=settings.max_duration_message,
+            idle_timeout_s=settings.stream_idle_timeout_s,
+        )
         self.stt = stt
         self.tts = tts
         if handler is None:
@@ -143,6 +163,10 @@ class CallServer:
         self.ended_calls = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._events_sent: collections.OrderedDict[str, dict[str, CallEvent]] = (
+            collections.OrderedDict()
+        )
+        self._event_tasks: set[asyncio.Task[None]] = set()
 
     # --- calls -----------------------------------------------------------------------------
 
@@ -164,37 +188,176 @@ class CallServer:
         self._streams[call.call_sid] = stream
         self._idle.clear()
 
+    async def stream_ended(self, call: Call, reason: str) -> None:
+        """The Media Stream of ``call`` is gone: end the call, unless it moved to the
+        ``<Say>``/``<Gather>`` fallback (then it lives on without the socket)."""
+        self._streams.pop(call.call_sid, None)
+        if not call.streaming and call.end_reason is None and not call.ended:
+            call.detach_stream(lambda _code, _msg: self._end_soon(call))
+            log.info("call %s: stream gone; the call goes on with <Say>/<Gather>", call)
+            return
+        await self.end_call(call, reason)
+
     async def end_call(self, call: Call, reason: str) -> None:
-        """End ``call`` (exactly once), release its claim and forget its webhook data."""
+        """End ``call`` (exactly once), send its ``ended`` event, release its claim and
+        keep how its stream ended (for the webhook's ``after-stream`` step)."""
         await call.end(reason)
         if self.calls.get(call.call_sid) is call:
             del self.calls[call.call_sid]
             self._streams.pop(call.call_sid, None)
             self.ended_calls += 1
+            outcome = call.end_reason or reason
+            self.emit(self._event(call, "ended", reason=outcome))
             try:
+                await self.live.update_call(call.call_sid, stream_outcome=outcome)
                 await self.live.mark_ended(call.call_sid, self.instance_id)
-                await self.live.forget_call(call.call_sid)
             except Exception:  # a shared store that is down must not stop the call's end
                 log.exception("call %s: releasing it in the live state failed", call.call_sid)
         if not self.calls:
             self._idle.set()
 
-    async def update_status(self, call_sid: str, status: str) -> None:
-        """A status callback: record ``status``; a terminal one ends a call live here and
+    def _end_soon(self, call: Call) -> None:
+        task = asyncio.get_running_loop().create_task(self.end_call(call, call.end_reason or ""))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def hangup_call(self, call_sid: str, reason: str = BOT_HANGUP) -> None:
+        """Hang up ``call_sid``: a call live here ends through :meth:`Call.hangup`; any other
+        (ringing, queued, or live elsewhere) with a REST update ``Status=completed``, which
+        cancels a call that is still ringing.
+
+        Raises:
+            CallControlError: the call is not live here and REST is not configured, or
+                Twilio refused the update.
+        """
+        call = self.calls.get(call_sid)
+        if call is not None:
+            await call.hangup(reason)
+            return
+        rest = self.control.require_rest("hang up a call that is not streaming here")
+        try:
+            await rest.hangup(call_sid)
+        except VoicehostError as exc:
+            raise CallControlError(f"hang-up of {call_sid} refused: {exc}") from exc
+        log.info("call %s: hung up over REST (%s)", call_sid, sanitize_log_text(reason, 32))
+
+    async def update_status(
+        self, call_sid: str, status: str, form: Mapping[str, Any] | None = None
+    ) -> None:
+        """A status callback: record ``status`` and send its lifecycle event; a terminal
+        one ends a call live here (``completed`` of a live call is ``caller-hangup``) and
         revokes an unused stream token. (A call live on another instance is only recorded:
         that instance ends it on its own stream's ``stop``.)"""
-        await self.live.update_status(call_sid, status)
+        record = await self.live.update_call(
+            call_sid,
+            status=status,
+            answered_by=str(form.get("AnsweredBy", "")) or None if form else None,
+        )
         call = self.calls.get(call_sid)
         if call is not None:
             call.status = status
         log.info("call %s: status %s", call_sid, sanitize_log_text(status, 32))
-        if status in TERMINAL_STATUSES:
-            await self.live.revoke_token(call_sid)
-            stream = self._streams.get(call_sid)
-            if stream is not None:
-                stream.request_close(1000, "Call ended", reason=f"status:{status}")
-            elif not await self.live.is_live(call_sid):
-                await self.live.forget_call(call_sid)
+        event = event_from_status({**(form or {}), "CallSid": call_sid, "CallStatus": status})
+        if status not in TERMINAL_STATUSES:
+            if event is not None:
+                self.emit(self._fill(event, record))
+            return
+        await self.live.revoke_token(call_sid)
+        reason = CALLER_HANGUP if status == "completed" else status
+        stream = self._streams.get(call_sid)
+        if stream is not None:
+            stream.request_close(1000, "Call ended", reason=reason)
+        elif call is not None:  # a call without a stream (the <Say>/<Gather> fallback)
+            call.end_reason = call.end_reason or reason
+            await self.end_call(call, reason)
+        elif not await self.live.is_live(call_sid):  # over before (or without) a stream
+            assert event is not None
+            self.emit(self._fill(event, record))
+            await self.live.forget_call(call_sid)
+
+    # --- lifecycle events ------------------------------------------------------------------
+
+    def emit(self, event: CallEvent) -> None:
+        """Hand ``event`` to the handler's ``on_call_event`` (in its own task; errors are
+        logged). Each kind is sent once per call; an ``answered`` event that brings
+        ``answered_by`` after one without is sent too."""
+        sent = self._events_sent.setdefault(event.call_sid, {})
+        self._events_sent.move_to_end(event.call_sid)
+        while len(self._events_sent) > _EVENT_MEMORY:
+            self._events_sent.popitem(last=False)
+        earlier = sent.get(event.kind)
+        if earlier is not None and not (
+            event.kind == "answered" and event.answered_by and not earlier.answered_by
+        ):
+            return
+        if event.kind != "ended" and "ended" in sent:
+            return
+        sent[event.kind] = event
+        task = asyncio.get_running_loop().create_task(self._send_event(event))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _send_event(self, event: CallEvent) -> None:
+        method = getattr(self.handler, "on_call_event", None)
+        if method is None:
+            return
+        try:
+            await method(event)
+        except Exception:
+            log.exception("call %s: handler on_call_event failed", event.call_sid)
+
+    @staticmethod
+    def _fill(event: CallEvent, record: CallRecord | None) -> CallEvent:
+        """``event`` with the numbers and direction the webhook stored, where it lacks them."""
+        if record is None:
+            return event
+        return attrs.evolve(
+            event,
+            direction=event.direction or record.direction,
+            from_=event.from_ or record.from_,
+            to=event.to or record.to,
+            answered_by=event.answered_by
+            or (record.answered_by if event.kind == "answered" else ""),
+        )
+
+    @staticmethod
+    def _event(call: Call, kind: str, *, reason: str = "") -> CallEvent:
+        return CallEvent(
+            call.call_sid,
+            kind,  # type: ignore[arg-type]
+            reason=reason,
+            answered_by=call.answered_by if kind == "answered" else "",
+            direction=call.direction,
+            from_=call.from_,
+            to=call.to,
+        )
+
+    def call_answered(self, call: Call) -> None:
+        """A stream started (or a stream-less call began): send its ``answered`` event."""
+        self.emit(self._event(call, "answered"))
+
+    def start_stream_less_call(self, record: CallRecord) -> Call:
+        """A call whose stream never connected (or could not carry it): a :class:`Call`
+        spoken to with ``<Say>`` and listened to with ``<Gather>``. The caller has
+        claimed it (:meth:`claim_call`)."""
+        call = Call(
+            call_sid=record.call_sid,
+            stream_sid="",
+            playback=SayFallback(record.call_sid, self.control),
+            handler=self.handler,
+            request_close=lambda _code, _msg: self._end_soon(call),
+            account_sid=record.account_sid,
+            from_=record.from_,
+            to=record.to,
+            direction=record.direction,
+            answered_by=record.answered_by,
+            control=self.control,
+        )
+        self.calls[call.call_sid] = call
+        self._idle.clear()
+        self.call_answered(call)
+        call.start()
+        return call
 
     # --- health and shutdown ---------------------------------------------------------------
 
@@ -239,11 +402,16 @@ class CallServer:
         self.draining = True
         for stream in list(self.sockets):
             stream.request_close(1001, "Server is shutting down", reason="shutdown")
+        for call in [c for c in self.calls.values() if not c.streaming]:
+            call.end_reason = call.end_reason or "shutdown"
+            self._end_soon(call)
         calls = list(self.calls.values())
         if calls:
             await asyncio.wait(
                 [asyncio.ensure_future(c.wait_ended()) for c in calls], timeout=_END_TIMEOUT_S
             )
+        if self._event_tasks:
+            await asyncio.wait(list(self._event_tasks), timeout=_END_TIMEOUT_S)
 
 
 SERVER_KEY = web.AppKey("voicehost_call_server", CallServer)

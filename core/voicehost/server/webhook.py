@@ -44,12 +44,24 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from voicehost.server.events import REJECTED, TERMINAL_STATUSES, CallEvent, event_from_status
 from voicehost.server.live_state import CallRecord
 from voicehost.server.protocol import sanitize_log_text, valid_sid
 from voicehost.server.settings import ServerSettings, TwilioSettings
 from voicehost.server.state import SERVER_KEY, CallServer
+from voicehost.server.twiml import (
+    AFTER_STREAM,
+    GATHER,
+    NOTIFY_PARAM,
+    STEP_PARAM,
+    empty_twiml,
+    hangup_twiml,
+    notify_twiml,
+    reject_twiml,
+    say_gather_twiml,
+    stream_twiml,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,24 +71,12 @@ __all__ = [
     "handle_voice_webhook",
     "public_request_url",
     "read_form",
-    "stream_twiml",
 ]
 
 #: The only body type a Twilio webhook is accepted in.
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _UTF8_NAMES = frozenset({"utf-8", "utf8"})
 _MAX_FORM_FIELDS = 200
-
-
-def stream_twiml(stream_url: str, token: str) -> str:
-    """TwiML connecting the call to ``stream_url`` with the stream token as a ``<Parameter>``
-    (Twilio strips query strings from stream URLs)."""
-    response = VoiceResponse()
-    connect = Connect()
-    stream = connect.stream(url=stream_url)
-    stream.parameter(name="token", value=token)
-    response.append(connect)
-    return str(response)
 
 
 def public_request_url(settings: ServerSettings, request: web.Request) -> str:
@@ -182,8 +182,29 @@ def _call_sid(form: Mapping[str, Any]) -> str:
     return call_sid
 
 
+def _twiml(text: str) -> web.Response:
+    return web.Response(text=text, content_type="application/xml")
+
+
 async def handle_voice_webhook(request: web.Request) -> web.StreamResponse:
-    """``POST webhook_path``: verify, remember the call, answer ``<Connect><Stream>`` TwiML.
+    """``POST webhook_path``: verify, then answer the TwiML for where the call stands.
+
+    ==========================================  ==============================================
+    the request                                 the answer
+    ==========================================  ==============================================
+    ``CallStatus`` completed / busy / failed /  ``<Response/>``: no stream, no token
+    no-answer / canceled
+    an inbound caller refused by                ``<Reject/>``; logged, ``ended`` event with
+    ``allowed_callers`` / ``blocked_callers``   reason ``rejected``
+    ``?notify=<message>`` (a notify call)       ``<Say>message</Say><Hangup/>`` the first
+                                                time for the call, ``<Response/>`` after
+    an outbound call not yet ``in-progress``    ``<Response/>``
+    ``?step=after-stream`` (the stream ended    ``<Hangup/>``; the ``<Say>``/``<Gather>``
+    or never connected)                         fallback when it never carried the call
+    ``?step=gather`` (a ``<Gather>`` result)    its ``SpeechResult`` / ``Digits`` go to the
+                                                call; ``<Gather>`` again
+    any other call                              ``<Connect><Stream>`` with a fresh token
+    ==========================================  ==============================================
 
     403: missing or wrong signature, other account. 415 / 400: a body that is not a UTF-8
     form, no ``CallSid``. 503: draining. 409: the call already has a live stream.
@@ -201,21 +222,104 @@ async def handle_voice_webhook(request: web.Request) -> web.StreamResponse:
     server = request.app[SERVER_KEY]
     form = await _verified_form(server, request)
     call_sid = _call_sid(form)
+    status = str(form.get("CallStatus", ""))
+    direction = str(form.get("Direction", ""))
+    step = request.query.get(STEP_PARAM, "")
+    if step == GATHER:
+        return await _gather_result(server, call_sid, form)
+    if step == AFTER_STREAM:
+        return await _after_stream(server, call_sid, form)
+    if status in TERMINAL_STATUSES:
+        log.info("call %s: webhook for a call that is %s: no stream", call_sid, status)
+        await server.update_status(call_sid, status, form)
+        return _twiml(empty_twiml())
+    caller = str(form.get("From", ""))
+    if not direction.startswith("outbound") and server.twilio.caller_refused(caller):
+        log.warning(
+            "call %s: caller %s refused: <Reject/>", call_sid, sanitize_log_text(caller, 32)
+        )
+        record = CallRecord.from_form(form)
+        server.emit(CallEvent(call_sid, "ringing", direction=direction, from_=caller, to=record.to))
+        server.emit(
+            CallEvent(
+                call_sid, "ended", reason=REJECTED, direction=direction, from_=caller, to=record.to
+            )
+        )
+        return _twiml(reject_twiml())
     if server.draining:
         raise web.HTTPServiceUnavailable(text="Server is shutting down\n")
+    notify = request.query.get(NOTIFY_PARAM)
+    if notify is not None:
+        return await _notify(server, call_sid, form, notify)
+    if direction.startswith("outbound") and status != "in-progress":
+        log.info("call %s: outbound call is %s, not answered: no stream yet", call_sid, status)
+        _emit_progress(server, form)
+        return _twiml(empty_twiml())
     if await server.live.is_live(call_sid):
         log.warning("call %s: webhook for a call whose stream is live (a replay?): 409", call_sid)
         raise web.HTTPConflict(text="Call already has a live stream\n")
     await server.live.remember_call(CallRecord.from_form(form))
+    _emit_progress(server, form)
     token = await server.live.issue_token(call_sid)
-    log.info(
-        "call %s: webhook answered (%s)",
-        call_sid,
-        sanitize_log_text(form.get("CallStatus", ""), 32),
-    )
-    return web.Response(
-        text=stream_twiml(server.settings.stream_url, token), content_type="application/xml"
-    )
+    log.info("call %s: webhook answered (%s)", call_sid, sanitize_log_text(status, 32))
+    return _twiml(stream_twiml(server.settings.stream_url, token, server.control.webhook_url))
+
+
+def _emit_progress(server: CallServer, form: Mapping[str, Any]) -> None:
+    """The lifecycle event of a webhook's ``CallStatus`` (``ringing`` of an inbound call;
+    ``answered`` with ``AnsweredBy`` of an outbound one)."""
+    event = event_from_status(form)
+    if event is not None and event.kind != "ended":
+        server.emit(event)
+
+
+async def _notify(
+    server: CallServer, call_sid: str, form: Mapping[str, Any], message: str
+) -> web.Response:
+    """A notify call: its message once, then empty TwiML (as the seed's stored TwiML)."""
+    if not message.strip() or not await server.live.claim_notify(call_sid):
+        log.info("call %s: notify message already served: empty TwiML", call_sid)
+        return _twiml(empty_twiml())
+    await server.live.remember_call(CallRecord.from_form(form))
+    _emit_progress(server, form)
+    log.info("call %s: notify message served (%d characters)", call_sid, len(message))
+    return _twiml(notify_twiml(message, voice=server.twilio.say_voice))
+
+
+async def _after_stream(server: CallServer, call_sid: str, form: Mapping[str, Any]) -> web.Response:
+    """Twilio ran the ``<Redirect>`` after ``<Connect><Stream>``: the stream ended or never
+    connected. A call the stream carried (or ended on purpose) is hung up; one whose stream
+    never started, or broke, goes on with ``<Say>``/``<Gather>`` when REST is configured."""
+    record = await server.live.get_call(call_sid)
+    live = call_sid in server.calls or await server.live.is_live(call_sid)
+    broken = record is not None and record.stream_outcome in ("", "error")
+    if live or not broken or server.rest is None or server.draining:
+        if record is not None and not record.stream_outcome and not live:
+            log.warning("call %s: the stream never connected; hanging up", call_sid)
+        return _twiml(hangup_twiml())
+    assert record is not None
+    await server.live.revoke_token(call_sid)
+    if not await server.claim_call(call_sid):
+        return _twiml(hangup_twiml())
+    why = "never connected" if not record.stream_outcome else "broke"
+    log.warning("call %s: the stream %s; going on with <Say>/<Gather>", call_sid, why)
+    server.start_stream_less_call(record)
+    return _twiml(say_gather_twiml("", server.control.webhook_url, voice=server.twilio.say_voice))
+
+
+async def _gather_result(
+    server: CallServer, call_sid: str, form: Mapping[str, Any]
+) -> web.Response:
+    """A ``<Gather>`` result: hand ``SpeechResult`` / ``Digits`` to the stream-less call and
+    keep listening; ``<Hangup/>`` for a call that is not (or no longer) live here."""
+    call = server.calls.get(call_sid)
+    if call is None or call.streaming or call.end_reason is not None:
+        log.info("call %s: <Gather> result for a call not live here: <Hangup/>", call_sid)
+        return _twiml(hangup_twiml())
+    speech = sanitize_log_text(str(form.get("SpeechResult", "")), 2000)
+    digits = "".join(ch for ch in str(form.get("Digits", "")) if ch in "0123456789*#")[:64]
+    call.gathered(speech, digits)
+    return _twiml(say_gather_twiml("", server.control.webhook_url, voice=server.twilio.say_voice))
 
 
 async def handle_status_callback(request: web.Request) -> web.StreamResponse:
@@ -235,5 +339,5 @@ async def handle_status_callback(request: web.Request) -> web.StreamResponse:
         )
     status = form.get("CallStatus")
     if status:
-        await server.update_status(call_sid, status)
+        await server.update_status(call_sid, status, form)
     return web.Response(status=204)

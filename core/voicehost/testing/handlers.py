@@ -16,6 +16,8 @@ class RecordingHandler(CallHandler):
     Attributes:
         events: the records, in order; names ``start``, ``partial``, ``final``,
             ``speech_start``, ``dtmf``, ``end``.
+        call_events: every lifecycle :class:`~voicehost.server.events.CallEvent`, in order
+            (kept apart from ``events``).
         calls: every :class:`~voicehost.server.Call` started.
         replies: the greeting replies (:class:`~voicehost.server.Reply`).
     """
@@ -25,6 +27,7 @@ class RecordingHandler(CallHandler):
         self.events: list[tuple[Any, ...]] = []
         self.calls: list[Any] = []
         self.replies: list[Any] = []
+        self.call_events: list[Any] = []
         self._changed = asyncio.Event()
 
     def names(self) -> list[str]:
@@ -71,3 +74,34 @@ class RecordingHandler(CallHandler):
 
     async def on_call_end(self, call: Any, reason: str) -> None:
         self._add("end", call.call_sid, reason)
+
+    async def on_call_event(self, event: Any) -> None:
+        self.call_events.append(event)
+        self._changed.set()
+
+    async def wait_for_call_event(
+        self,
+        call_sid: str,
+        kind: str,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> Any:
+        """Wait for the lifecycle event ``kind`` of ``call_sid``; returns it."""
+
+        def found() -> Any:
+            return next(
+                (e for e in self.call_events if e.call_sid == call_sid and e.kind == kind), None
+            )
+
+        async def check() -> Any:
+            while (event := found()) is None:
+                self._changed.clear()
+                await self._changed.wait()
+            return event
+
+        return await asyncio.wait_for(check(), timeout)
+
+    def lifecycle(self, call_sid: str) -> list[tuple[str, str]]:
+        """``[(kind, reason or answered_by), …]`` of one call's lifecycle events."""
+        return [
+            (e.kind, e.reason or e.answered_by) for e in self.call_events if e.call_sid == call_sid
+        ]

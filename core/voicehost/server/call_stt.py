@@ -1,0 +1,173 @@
+"""One call's speech-to-text session: opened in the background, fed the caller's frames
+(converted once, with state, when the provider does not take μ-law 8 kHz), closed with a
+bound while the vendor flushes the caller's last words.
+
+:class:`CallTranscription` is owned by :class:`voicehost.server.call.Call`; it hands every
+STT callback to the call on the event loop thread, even when a plugin calls it from a worker
+thread (the contract says it must not, but a plugin that gets it wrong must not corrupt the
+call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from voicehost.audio import AudioConverter
+from voicehost.config_model import ProviderConfig, default_config
+from voicehost.contracts import (
+    MULAW_8K,
+    AudioFormat,
+    TranscriptionCallbacks,
+    TranscriptionProvider,
+    TranscriptionRequest,
+    TranscriptionSession,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CallTranscription", "choose_input_format"]
+
+
+def choose_input_format(provider: TranscriptionProvider) -> AudioFormat:
+    """The format to feed ``provider``: μ-law 8 kHz when it takes it (pass-through), else
+    its preferred (first) input format."""
+    formats = tuple(getattr(provider, "input_formats", ()) or (MULAW_8K,))
+    return MULAW_8K if MULAW_8K in formats else formats[0]
+
+
+class CallTranscription:
+    """The STT session of one call.
+
+    Args:
+        call_sid / stream_sid: the call's Twilio ids (handed to the provider).
+        provider / config: the STT provider and its parsed config.
+        callbacks: what the call does with a partial, a final, a speech start (each called
+            on the event loop thread).
+        close_timeout_s: bound on closing the session, s.
+
+    Attributes:
+        session: the provider's session, or None until :meth:`open` (or when it failed).
+        connected: True once the session connected.
+        failed: True once creating, connecting or feeding it failed (no more audio is sent).
+        draining: True while :meth:`close` waits for the vendor's last finals.
+        input_format: the format fed to the session.
+    """
+
+    def __init__(
+        self,
+        call_sid: str,
+        stream_sid: str,
+        provider: TranscriptionProvider,
+        config: ProviderConfig | None,
+        *,
+        on_partial: Callable[[str], None],
+        on_transcript: Callable[[str], None],
+        on_speech_start: Callable[[], None],
+        close_timeout_s: float = 5.0,
+    ) -> None:
+        self.call_sid = call_sid
+        self.stream_sid = stream_sid
+        self.provider = provider
+        self.config = config if config is not None else default_config(provider)
+        self.session: TranscriptionSession | None = None
+        self.connected = False
+        self.failed = False
+        self.draining = False
+        self.input_format = choose_input_format(provider)
+        self._converter = (
+            AudioConverter(MULAW_8K, self.input_format) if self.input_format != MULAW_8K else None
+        )
+        self._on_partial = on_partial
+        self._on_transcript = on_transcript
+        self._on_speech_start = on_speech_start
+        self._close_timeout_s = close_timeout_s
+        self._connect_task: asyncio.Task[None] | None = None
+
+    def open(self) -> None:
+        """Create the session and connect it in the background (a failure is logged; the
+        call goes on without transcription)."""
+        callbacks = TranscriptionCallbacks(
+            on_partial=self._on_loop(self._on_partial),
+            on_transcript=self._on_loop(self._on_transcript),
+            on_speech_start=self._on_loop(self._on_speech_start),
+            on_error=self._on_loop(self._error),
+        )
+        request = TranscriptionRequest(
+            config=self.config,
+            callbacks=callbacks,
+            input_format=self.input_format,
+            call_sid=self.call_sid,
+            stream_sid=self.stream_sid,
+        )
+        try:
+            self.session = self.provider.create_session(request)
+        except Exception as exc:
+            self.failed = True
+            log.warning(
+                "call %s: STT session not created (%s); TTS still works", self.call_sid, exc
+            )
+            return
+        self._connect_task = asyncio.get_running_loop().create_task(self._connect())
+
+    def feed(self, ulaw: bytes) -> None:
+        """One inbound μ-law frame → the session (converted when needed)."""
+        if self.session is None or self.failed:
+            return
+        audio = self._converter.convert(ulaw) if self._converter else ulaw
+        if not audio:
+            return
+        try:
+            self.session.send_audio(audio)
+        except Exception as exc:  # the contract says never raise; a plugin bug must not kill us
+            self.failed = True
+            log.warning(
+                "call %s: STT send_audio raised %r; transcription stopped", self.call_sid, exc
+            )
+
+    async def close(self) -> None:
+        """Stop connecting, then close the session within ``close_timeout_s``; finals the
+        vendor flushes meanwhile still reach the call (:attr:`draining` is True)."""
+        if self._connect_task is not None and not self._connect_task.done():
+            self._connect_task.cancel()
+        if self.session is None:
+            return
+        self.draining = True
+        try:
+            await asyncio.wait_for(self.session.close(), self._close_timeout_s)
+        except (TimeoutError, Exception) as exc:
+            log.warning("call %s: closing STT: %r", self.call_sid, exc)
+        finally:
+            self.draining = False
+
+    async def _connect(self) -> None:
+        assert self.session is not None
+        try:
+            await self.session.connect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed = True
+            log.warning("call %s: STT connection failed (TTS still works): %s", self.call_sid, exc)
+        else:
+            self.connected = True
+
+    def _error(self, exc: Exception) -> None:
+        log.warning("call %s: STT error: %s", self.call_sid, exc)
+
+    def _on_loop(self, fn: Callable[..., None]) -> Callable[..., None]:
+        """``fn`` made safe to call from a plugin's worker thread: such calls are handed
+        over to the event loop."""
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+
+        def call(*args: Any) -> None:
+            if threading.get_ident() == loop_thread:
+                fn(*args)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(fn, *args)
+
+        return call
