@@ -169,12 +169,13 @@ async def test_api_before_any_call_is_404_not_error(tmp_path):
 
 
 def test_without_token_only_loopback_clients_may_read_records():
-    from voicehost.records.api import _refusal
+    from voicehost.server.access import access_refusal as _refusal
 
     assert _refusal("127.0.0.1", "", "") is None
     assert _refusal("::1", "", "") is None
     for remote in ("203.0.113.9", "10.0.0.2", None, "not-an-ip"):
         refused = _refusal(remote, "", "")
         assert refused is not None and refused.status == 403
+        assert "call records are served to loopback clients only" in refused.text
     assert _refusal("203.0.113.9", "Bearer tok", "tok") is None
     assert _refusal("127.0.0.1", "Bearer nope", "tok").status == 401

@@ -30,7 +30,9 @@ from voicehost.records import CallStore
 from voicehost.records.api import add_call_routes
 from voicehost.records.settings import RecordsSettings
 from voicehost.server import CallHandler, ServerSettings, TwilioSettings, build_app
+from voicehost.server.dial_api import add_dial_route
 from voicehost.server.handler import default_handler
+from voicehost.server.rest import TwilioRest
 
 __all__ = [
     "CORE_TABLES",
@@ -138,17 +140,26 @@ def build_serve_app(
     config: AppConfig, *, handler_factory: Callable[[AppConfig], CallHandler] = create_handler
 ) -> web.Application:
     """The app ``serve`` (and ``simulate --local``) runs: the transport with the chosen STT
-    and TTS providers, the handler, the ``/api/calls`` routes when records are kept, and the
-    handler's clean-up (responder, record store) on app clean-up.
+    and TTS providers, the handler, the ``GET /api/calls`` routes when records are kept,
+    ``POST /api/calls`` (outbound calls), and the handler's clean-up (responder, record
+    store) on app clean-up.
 
     Raises:
         ConfigError: as :func:`create_handler`.
     """
     handler = handler_factory(config)
     runtime = config.runtime
+    rest = TwilioRest.from_settings(config.twilio)  # None without account SID and token
     app = build_app(
-        config.server, twilio=config.twilio, stt=runtime.stt, tts=runtime.tts, handler=handler
+        config.server,
+        twilio=config.twilio,
+        stt=runtime.stt,
+        tts=runtime.tts,
+        handler=handler,
+        rest=rest,
     )
+    # POST /api/calls; calls and the route share one REST client, closed on app clean-up.
+    add_dial_route(app, rest=rest, api_token=config.records.api_token)
     if isinstance(handler, ResponderCallHandler):
         if handler.store is not None:
             add_call_routes(app, handler.store.path, api_token=config.records.api_token)

@@ -19,6 +19,7 @@ from voicehost.errors import VoicehostError
 #: Built-in command name → (``"module:attribute"`` of its click command, its one-line help
 #: for ``voicehost --help``, which must not import the command's module).
 BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "call": ("voicehost.cli.call:call_command", "Place an outbound call (conversation or notify)."),
     "calls": ("voicehost.records.cli:calls", "Read the stored call records."),
     "config": ("voicehost.cli.config:config_group", "Check plugins.toml, or show its keys."),
     "list-plugins": (

@@ -8,7 +8,8 @@ anything else (``zero``, ``-1``, ``1.5``, ``99999999999999999999``) is a 400 ``{
 
 Transcripts are personal data: when ``[records] api_token`` is set the routes require
 ``Authorization: Bearer <api_token>`` (401 otherwise); without one they answer loopback
-clients only (403 otherwise), so a server reachable by Twilio does not publish its calls.
+clients only (403 otherwise), so a server reachable by Twilio does not publish its calls
+(:func:`voicehost.server.access.api_refusal`, the rule ``POST /api/calls`` follows too).
 Behind a reverse proxy on the same host every client looks local: set ``api_token`` there.
 The database is read on a worker thread, never on the event loop. No database file yet
 reads as no calls; a file that is not a call record database is a 500.
@@ -17,14 +18,12 @@ reads as no calls; a file that is not a call record database is a 500.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from voicehost.records.store import MAX_LIST_LIMIT, read_call, read_calls
-from voicehost.server.settings import is_loopback
+from voicehost.server.access import api_refusal, json_error
 
 #: ``app[RECORDS_PATH_KEY]``: the SQLite file the routes read.
 RECORDS_PATH_KEY = web.AppKey("voicehost.records_path", Path)
@@ -44,23 +43,23 @@ def add_call_routes(app: web.Application, path: str | Path, *, api_token: str = 
     app[RECORDS_PATH_KEY] = Path(path)
 
     async def get_call(request: web.Request) -> web.Response:
-        if denied := refusal(request, api_token):
+        if denied := api_refusal(request, api_token):
             return denied
         call_sid = request.match_info["call_sid"]
         db = request.app[RECORDS_PATH_KEY]
         call = await asyncio.to_thread(read_call, db, call_sid) if db.exists() else None
         if call is None:
-            return _error(404, f"no call {call_sid!r}")
+            return json_error(404, f"no call {call_sid!r}")
         return web.json_response(call)
 
     async def list_calls(request: web.Request) -> web.Response:
-        if denied := refusal(request, api_token):
+        if denied := api_refusal(request, api_token):
             return denied
         limit = parse_limit(request.query.get("limit"))
         if limit is None:
             shown = request.query["limit"]
             shown = shown if len(shown) <= 24 else shown[:24] + "…"
-            return _error(
+            return json_error(
                 400, f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}, not {shown!r}"
             )
         db = request.app[RECORDS_PATH_KEY]
@@ -87,24 +86,3 @@ def parse_limit(text: str | None) -> int | None:
     if not digits or len(digits) > len(str(MAX_LIST_LIMIT)) or int(digits) > MAX_LIST_LIMIT:
         return None
     return int(digits)
-
-
-def refusal(request: web.Request, api_token: str) -> web.Response | None:
-    """None when ``request`` may read call records, else the 401/403 answer to send."""
-    return _refusal(request.remote, request.headers.get("Authorization", ""), api_token)
-
-
-def _refusal(remote: str | None, authorization: str, api_token: str) -> web.Response | None:
-    if api_token:
-        expected = f"Bearer {api_token}".encode()
-        if hmac.compare_digest(authorization.encode(), expected):
-            return None
-        return _error(401, "missing or wrong bearer token")
-    if is_loopback(remote):
-        return None
-    return _error(403, "call records are served to loopback clients only; set [records] api_token")
-
-
-def _error(status: int, message: str) -> web.Response:
-    body: dict[str, Any] = {"error": message}
-    return web.json_response(body, status=status)
