@@ -7,15 +7,23 @@ Per call (all on the event loop, nothing blocking it):
 * final transcript → recorded (role ``caller``, kind ``final``), answered by
   ``responder.reply`` whose text is streamed straight into ``call.say`` (TTS starts on the
   first sentence); the bot's text is recorded (kind ``greeting`` / ``reply``, at the time its
-  first piece arrived) as soon as the responder has finished producing it;
+  first piece arrived) as soon as the responder has finished producing it (or reached an
+  action);
+* key press → recorded (a ``dtmf`` event) and answered by ``responder.dtmf`` the same way;
+* actions in a reply stream run in order, each once the text before it has played:
+  :class:`~voicehost.contracts.SendDtmf` → ``call.send_dtmf`` (a ``send_dtmf`` event; the
+  rest of the reply waits until the tones have played),
+  :class:`~voicehost.contracts.Transfer` → ``call.transfer`` (a ``transfer`` event; a
+  failure is logged and recorded, and the call goes on),
+  :class:`~voicehost.contracts.HangUp` → ``call.hangup(reason)``; nothing after a transfer or
+  a hang-up is read;
 * a reply cut off by the caller speaking (the server's barge-in cancels it) → a ``barge_in``
-  event, and a pending hang-up of that reply is dropped (the caller wanted to say something);
-* :class:`~voicehost.responders.HangUp` from the responder → the call is hung up once the text
-  before it has played;
-* DTMF → a ``dtmf`` event; call end → the record's end time and reason.
+  event, and the rest of that reply (text and actions, a pending hang-up too) is dropped;
+* call lifecycle events (ringing, answered, ended …, also of calls that never streamed) →
+  ``store.record_event``; call end → the record's end time and reason.
 
-Responders see a :class:`~voicehost.responders.CallContext` whose ``history`` holds every
-earlier caller and bot turn of the call.
+Responders see a :class:`~voicehost.contracts.CallContext` whose ``history`` holds every
+earlier caller and bot turn of the call, key presses as ``kind="dtmf"`` turns.
 """
 
 from __future__ import annotations
@@ -27,9 +35,20 @@ from collections.abc import AsyncIterator
 
 import attrs
 
-from voicehost.contracts import CallContext, ConversationTurn, HangUp, Responder
+from voicehost.contracts import (
+    Action,
+    CallContext,
+    ConversationTurn,
+    HangUp,
+    ReplyItem,
+    Responder,
+    SendDtmf,
+    Transfer,
+)
+from voicehost.errors import VoicehostError
 from voicehost.records import CallStore, TurnKind
 from voicehost.server import Call, CallHandler, PlaybackError, Reply, ReplyStatus
+from voicehost.server.events import CallEvent
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +61,9 @@ class _Conversation:
 
     context: CallContext
     t0: float = attrs.field(factory=time.monotonic)
-    #: Replies queued or playing, with their kind; a barge-in is recorded once per reply.
-    playing: dict[Reply, TurnKind] = attrs.field(factory=dict)
+    #: Replies (speech or tones) queued or playing, with what they are; a barge-in is
+    #: recorded once per reply.
+    playing: dict[Reply, str] = attrs.field(factory=dict)
     barged: set[int] = attrs.field(factory=set)
 
     def ms(self) -> int:
@@ -51,14 +71,12 @@ class _Conversation:
 
 
 @attrs.define
-class _BotTurn:
-    """One bot utterance being produced: its text so far and whether it asked to hang up."""
+class _BotText:
+    """The bot's text up to the next action: its pieces and when the first came (ms)."""
 
     kind: TurnKind
     parts: list[str] = attrs.field(factory=list)
     started_ms: int | None = None
-    hang_up: HangUp | None = None
-    recorded: bool = False
 
 
 class ResponderCallHandler(CallHandler):
@@ -84,6 +102,8 @@ class ResponderCallHandler(CallHandler):
                 stream_sid=call.stream_sid,
                 from_number=call.from_,
                 to_number=call.to,
+                direction=call.direction,
+                answered_by=call.answered_by,
             )
         )
         call.state[_STATE_KEY] = conv
@@ -101,7 +121,9 @@ class ResponderCallHandler(CallHandler):
         if conv is None or not text:
             return
         view = self._view(conv)  # history without the transcript being answered
-        self._record(call, conv, "caller", "final", text, conv.ms())
+        self._record(
+            call, conv, "caller", "final", text, conv.ms(), ConversationTurn("caller", text)
+        )
         await self._speak(call, conv, "reply", self.responder.reply(view, text))
 
     async def on_speech_start(self, call: Call) -> None:
@@ -109,20 +131,46 @@ class ResponderCallHandler(CallHandler):
         conv = self._conversation(call)
         if conv is None:
             return
-        for reply, kind in list(conv.playing.items()):
+        for reply, what in list(conv.playing.items()):
             if reply.status is ReplyStatus.CANCELLED:
-                self._record_barge_in(call, conv, reply, kind)
+                self._record_barge_in(call, conv, reply, what)
 
     async def on_dtmf(self, call: Call, digit: str) -> None:
-        """Record the key press as a ``dtmf`` event turn."""
+        """Record the key press (a ``dtmf`` event turn; a ``kind="dtmf"`` caller turn in the
+        history) and speak the responder's answer to it (``responder.dtmf``, which sees the
+        history without this key). ``digit`` is one key from a stream, maybe several from
+        the ``<Gather>`` fallback."""
         conv = self._conversation(call)
-        if conv is not None:
-            self._record(call, conv, "event", "dtmf", digit, conv.ms())
+        if conv is None or not digit:
+            return
+        view = self._view(conv)
+        turn = ConversationTurn("caller", digit, kind="dtmf")
+        self._record(call, conv, "event", "dtmf", digit, conv.ms(), turn)
+        await self._speak(call, conv, "reply", self.responder.dtmf(view, digit))
 
     async def on_call_end(self, call: Call, reason: str) -> None:
         """Record the call's end and its ``reason``."""
         if self.store is not None and _STATE_KEY in call.state:
             self.store.end_call(call.call_sid, reason)
+
+    async def on_call_event(self, event: CallEvent) -> None:
+        """Store a lifecycle event of a call (maybe one that never streamed); one the store
+        refuses (an ``ended`` without a reason …) is logged and dropped."""
+        if self.store is None:
+            return
+        try:
+            self.store.record_event(
+                event.call_sid,
+                event.kind,
+                reason=event.reason,
+                answered_by=event.answered_by,
+                direction=event.direction,
+                from_number=event.from_,
+                to_number=event.to,
+                at=event.at,
+            )
+        except ValueError as exc:
+            log.warning("call %s: call event %s not recorded: %s", event.call_sid, event.kind, exc)
 
     # --- internals -----------------------------------------------------------------------
 
@@ -136,128 +184,201 @@ class ResponderCallHandler(CallHandler):
         return attrs.evolve(conv.context, history=list(conv.context.history))
 
     def _record(
-        self, call: Call, conv: _Conversation, role: str, kind: TurnKind, text: str, at_ms: int
+        self,
+        call: Call,
+        conv: _Conversation,
+        role: str,
+        kind: TurnKind,
+        text: str,
+        at_ms: int,
+        turn: ConversationTurn | None = None,
     ) -> None:
-        if role in ("caller", "bot"):
-            conv.context.history.append(ConversationTurn(role, text))  # type: ignore[arg-type]
+        """Store one turn; append ``turn`` (what responders see of it) to the history."""
+        if turn is not None:
+            conv.context.history.append(turn)
         if self.store is not None:
             self.store.add_turn(call.call_sid, role, kind, text, at_ms)  # type: ignore[arg-type]
 
-    def _record_barge_in(self, call: Call, conv: _Conversation, reply: Reply, kind: str) -> None:
+    def _record_barge_in(self, call: Call, conv: _Conversation, reply: Reply, what: str) -> None:
         """Record once that the caller cut ``reply`` off. Called from ``on_speech_start`` or,
         whichever runs first, from the reply's own task: both run right after the server's
         barge-in, so now is the speech start."""
         if reply.id in conv.barged:
             return
         conv.barged.add(reply.id)
-        self._record(call, conv, "event", "barge_in", f"{kind} cut off", conv.ms())
+        self._record(call, conv, "event", "barge_in", f"{what} cut off", conv.ms())
 
-    def _record_bot(self, call: Call, conv: _Conversation, turn: _BotTurn) -> None:
-        if turn.recorded or not turn.parts:
+    def _record_bot(self, call: Call, conv: _Conversation, text: _BotText) -> None:
+        """Record the bot text produced so far (if any) and start a new one."""
+        if not text.parts:
             return
-        turn.recorded = True
-        at_ms = turn.started_ms if turn.started_ms is not None else conv.ms()
-        self._record(call, conv, "bot", turn.kind, "".join(turn.parts).strip(), at_ms)
+        said = "".join(text.parts).strip()
+        at_ms = text.started_ms if text.started_ms is not None else conv.ms()
+        text.parts, text.started_ms = [], None
+        if said:
+            self._record(call, conv, "bot", text.kind, said, at_ms, ConversationTurn("bot", said))
 
     async def _speak(
-        self,
-        call: Call,
-        conv: _Conversation,
-        kind: TurnKind,
-        stream: AsyncIterator[str | HangUp],
+        self, call: Call, conv: _Conversation, kind: TurnKind, stream: AsyncIterator[ReplyItem]
     ) -> None:
-        """Speak a responder stream; record it; hang up after it when it asks to.
+        """Speak a responder stream and run its actions, in order; record all of it.
 
         The responder is read by its own task as fast as it produces (not at the pace the
-        TTS consumes sentences), so its text is recorded as soon as it is complete. That
-        task is cancelled, closing the responder's stream, when the reply is cut off or the
-        call ends.
+        TTS consumes sentences), so its text is recorded as soon as it is complete; after a
+        :class:`SendDtmf` the reading waits until the tones have played. That task is
+        cancelled, closing the responder's stream, when the reply is cut off or the call
+        ends.
         """
-        turn = _BotTurn(kind)
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        text = _BotText(kind)
+        items: asyncio.Queue[ReplyItem | None] = asyncio.Queue()
+        resume = asyncio.Event()
 
         async def read() -> None:
             try:
-                while (piece := await self._next_text(call, conv, turn, stream)) is not None:
-                    pieces.put_nowait(piece)
+                while (item := await self._next_item(call, conv, text, stream)) is not None:
+                    if not isinstance(item, str):
+                        self._record_bot(call, conv, text)  # the text before the action
+                    items.put_nowait(item)
+                    if isinstance(item, HangUp | Transfer):
+                        return
+                    if isinstance(item, SendDtmf):
+                        resume.clear()
+                        await resume.wait()
             finally:
-                pieces.put_nowait(None)
+                items.put_nowait(None)
+                self._record_bot(call, conv, text)
                 await _aclose(stream)
-                self._record_bot(call, conv, turn)
 
         reader = asyncio.get_running_loop().create_task(read(), name=f"responder-{kind}")
-        status = ReplyStatus.FAILED
-        reply: Reply | None = None
+        cut: tuple[Reply, str] | None = None  # what the caller cut off
         try:
-            first = await pieces.get()
-            if first is None:  # nothing to say (maybe a bare hang-up)
-                await reader
-                if turn.hang_up is not None:
-                    await call.hangup(turn.hang_up.reason)
-                return
-
-            async def text() -> AsyncIterator[str]:
-                yield first
-                while (piece := await pieces.get()) is not None:
-                    yield piece
-
-            source = text()
-            try:
-                reply = call.say(source)
-                conv.playing[reply] = kind
-            except PlaybackError as exc:
-                log.warning("call %s: cannot speak the %s (%s)", call, kind, exc)
-                async for _ in source:
-                    pass
-            else:
-                try:
-                    status = await reply
-                except Exception as exc:
-                    log.warning("call %s: the %s failed to play: %s", call, kind, exc)
-                finally:
-                    del conv.playing[reply]
-                    await _aclose(source)
+            item = await items.get()
+            while item is not None and call.end_reason is None:
+                if isinstance(item, str):
+                    status, reply, item = await self._say_text(call, conv, kind, item, items)
+                    if status is ReplyStatus.CANCELLED:
+                        cut = (reply, kind) if reply is not None else None
+                        break
+                elif isinstance(item, SendDtmf):
+                    status, reply = await self._press(call, conv, item.digits)
+                    if status is ReplyStatus.CANCELLED:
+                        cut = (reply, "send_dtmf") if reply is not None else None
+                        break
+                    resume.set()
+                    item = await items.get()
+                elif isinstance(item, Transfer):
+                    await self._transfer(call, conv, item.to)
+                    break
+                else:
+                    await call.hangup(item.reason)
+                    break
         finally:  # cut off, failed or the call ended: stop the responder, record its text
             if not reader.done():
                 reader.cancel()
             await asyncio.wait([reader])  # never raises the reader's own cancellation
-        if status is ReplyStatus.CANCELLED and reply is not None and call.end_reason is None:
-            self._record_barge_in(call, conv, reply, kind)  # if on_speech_start did not yet
-            return  # the caller interrupted: a pending hang-up is dropped
-        if turn.hang_up is not None and call.end_reason is None:
-            await call.hangup(turn.hang_up.reason)
+        if cut is not None and call.end_reason is None:
+            self._record_barge_in(call, conv, *cut)  # if on_speech_start did not yet
 
-    async def _next_text(
+    async def _say_text(
         self,
         call: Call,
         conv: _Conversation,
-        turn: _BotTurn,
-        stream: AsyncIterator[str | HangUp],
-    ) -> str | None:
-        """The next non-empty text piece of ``stream``; None at its end or at a HangUp.
+        kind: TurnKind,
+        first: str,
+        items: asyncio.Queue[ReplyItem | None],
+    ) -> tuple[ReplyStatus, Reply | None, ReplyItem | None]:
+        """Speak ``first`` and the text pieces after it in ``items`` as one reply, until an
+        action or the end. Returns ``(status, reply, the action or None that ended the
+        text)``; after ``CANCELLED`` the last is None and ``items`` is left as it is."""
+        ended: list[ReplyItem | None] = []
 
-        A responder that raises is logged and its reply ends there (the call goes on).
-        """
-        if turn.hang_up is not None:
-            return None
+        async def pieces() -> AsyncIterator[str]:
+            yield first
+            while isinstance(piece := await items.get(), str):
+                yield piece
+            ended.append(piece)
+
+        source = pieces()
+        status, reply = ReplyStatus.FAILED, None
+        try:
+            reply = call.say(source)
+        except PlaybackError as exc:
+            log.warning("call %s: cannot speak the %s (%s)", call, kind, exc)
+            async for _ in source:
+                pass
+        else:
+            conv.playing[reply] = kind
+            try:
+                status = await reply
+            except Exception as exc:
+                log.warning("call %s: the %s failed to play: %s", call, kind, exc)
+            finally:
+                del conv.playing[reply]
+                await _aclose(source)
+        if status is ReplyStatus.CANCELLED:
+            return status, reply, None
+        if not ended:  # it failed part-way: skip the rest of this text
+            while isinstance(item := await items.get(), str):
+                pass
+            ended.append(item)
+        return status, reply, ended[0]
+
+    async def _press(
+        self, call: Call, conv: _Conversation, digits: str
+    ) -> tuple[ReplyStatus, Reply | None]:
+        """Play ``digits`` as DTMF tones (a ``send_dtmf`` event) and wait until they played.
+        A call that cannot play them is logged: ``(FAILED, None)``."""
+        at_ms = conv.ms()
+        try:
+            reply = call.send_dtmf(digits)
+        except (VoicehostError, ValueError) as exc:
+            log.warning("call %s: cannot press %s (%s)", call, digits, exc)
+            return ReplyStatus.FAILED, None
+        turn = ConversationTurn("bot", digits, kind="dtmf")
+        self._record(call, conv, "event", "send_dtmf", digits, at_ms, turn)
+        conv.playing[reply] = "send_dtmf"
+        try:
+            return await reply, reply
+        except Exception as exc:
+            log.warning("call %s: the keys %s failed to play: %s", call, digits, exc)
+            return ReplyStatus.FAILED, reply
+        finally:
+            del conv.playing[reply]
+
+    async def _transfer(self, call: Call, conv: _Conversation, to: str) -> None:
+        """Hand the call to ``to`` (a ``transfer`` event). When the call cannot be
+        transferred (no REST credentials, Twilio refused) that is logged and recorded as a
+        second ``transfer`` event, ``failed: <why>``, and the call goes on."""
+        self._record(call, conv, "event", "transfer", to, conv.ms())
+        try:
+            await call.transfer(to)
+        except VoicehostError as exc:
+            log.warning("call %s: transfer to %s failed: %s; the call goes on", call, to, exc)
+            self._record(call, conv, "event", "transfer", f"failed: {exc}", conv.ms())
+
+    async def _next_item(
+        self, call: Call, conv: _Conversation, text: _BotText, stream: AsyncIterator[ReplyItem]
+    ) -> ReplyItem | None:
+        """The next action or non-empty text piece of ``stream`` (added to ``text``); None
+        at its end. A responder that raises is logged and its reply ends there (the call
+        goes on); an item that is neither text nor an action is logged and skipped."""
         while True:
             try:
                 item = await anext(stream)
             except StopAsyncIteration:
                 return None
             except Exception:
-                log.exception("call %s: the responder failed; the %s ends here", call, turn.kind)
+                log.exception("call %s: the responder failed; the %s ends here", call, text.kind)
                 return None
-            if isinstance(item, HangUp):
-                turn.hang_up = item
-                return None
+            if isinstance(item, Action):
+                return item
             if not isinstance(item, str):
-                log.warning("call %s: responder yielded %r, not text; ignored", call, item)
+                log.warning("call %s: responder yielded %r, not text or an action", call, item)
                 continue
             if item:
-                if turn.started_ms is None:
-                    turn.started_ms = conv.ms()
-                turn.parts.append(item)
+                if text.started_ms is None:
+                    text.started_ms = conv.ms()
+                text.parts.append(item)
                 return item
 
     async def aclose(self) -> None:

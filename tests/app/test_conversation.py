@@ -86,7 +86,7 @@ async def test_greeting_reply_and_hangup_are_spoken_and_recorded(rig):
     assert (record["from"], record["to"], record["end_reason"]) == (
         "+15550100",
         "+15550200",
-        "responder_hangup",  # HangUp.reason becomes the call's end reason
+        "bot-hangup",  # HangUp.reason becomes the call's end reason
     )
     turns = [(t["role"], t["kind"], t["text"]) for t in record["turns"]]
     assert turns == [
@@ -136,7 +136,7 @@ async def test_barge_in_stops_a_long_reply_and_is_recorded(rig):
         ("caller", "final"),
         ("bot", "reply"),
     ]
-    assert record["end_reason"] == "stop"
+    assert record["end_reason"] == "caller-hangup"
 
 
 async def test_dtmf_is_recorded(rig):

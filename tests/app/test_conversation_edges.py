@@ -126,7 +126,7 @@ async def test_bare_hangup_ends_the_call_without_speaking(make_rig):
     assert await call.wait_closed(timeout=10) == 1000
     assert rig.tts.syntheses == []
     record = await rig.record(call.call_sid)
-    assert record["end_reason"] == "responder_hangup"
+    assert record["end_reason"] == "bot-hangup"
     assert turns(record) == [("caller", "final", "stop")]
 
 
@@ -170,7 +170,7 @@ async def test_without_tts_text_is_recorded_and_hangup_still_happens(make_rig):
         ("caller", "final", "bye"),
         ("bot", "reply", "Bye."),
     ]
-    assert record["end_reason"] == "responder_hangup"
+    assert record["end_reason"] == "bot-hangup"
 
 
 async def test_responder_sees_the_history_before_each_transcript(make_rig):
@@ -207,7 +207,7 @@ async def test_barge_in_cancels_a_pending_hangup(make_rig):
     await call.stop()
     record = await rig.record(call.call_sid)
     assert [k for _, k, _ in turns(record)] == ["final", "reply", "barge_in", "final", "reply"]
-    assert record["end_reason"] == "stop"
+    assert record["end_reason"] == "caller-hangup"
 
 
 async def test_webhook_responder_end_to_end(make_rig):
@@ -258,7 +258,7 @@ async def test_webhook_responder_end_to_end(make_rig):
             {"role": "caller", "text": "boom"},
             {"role": "bot", "text": "Sorry."},
         ]
-        assert (await rig.record(call.call_sid))["end_reason"] == "responder_hangup"
+        assert (await rig.record(call.call_sid))["end_reason"] == "bot-hangup"
     finally:
         await responder.aclose()
         await webhook_server.close()

@@ -92,7 +92,10 @@ async def test_default_script_greets_answers_and_hangs_up_on_goodbye():
             {"rules": [{"match": "a", "reply": "x"}, {"match": "(unclosed", "reply": "x"}]},
             r"rules #2\.match: not a valid regular expression \(.*\): '\(unclosed'",
         ),
-        ({"rules": [{"reply": "x"}]}, r"rules #1\.match: is required"),
+        (
+            {"rules": [{"reply": "x"}]},
+            r"rules #1: needs a match \(a regular expression\) or a dtmf",
+        ),
         ({"rules": [{"match": "", "reply": "x"}]}, r"rules #1\.match: .*at least 1 character"),
         (
             {"rules": [{"match": "a", "reply": 3}]},
@@ -102,7 +105,10 @@ async def test_default_script_greets_answers_and_hangs_up_on_goodbye():
             {"rules": [{"match": "a", "reply": "x", "hangup": "yes"}]},
             r"rules #1\.hangup: must be a valid boolean, not 'yes'",
         ),
-        ({"rules": [{"match": "a"}]}, r"rules #1: needs a reply, or hangup = true"),
+        (
+            {"rules": [{"match": "a"}]},
+            r"rules #1: needs a reply, a send_dtmf, a transfer or hangup = true",
+        ),
         ({"rules": [{"match": "a", "reply": "x", "say": "y"}]}, r"rules #1\.say: unknown key"),
         ({"rules": "hours"}, r"rules: must be a valid list, not 'hours'"),
         ({"rules": ["hours"]}, r"rules #1: must be a valid dictionary.*, not 'hours'"),

@@ -14,8 +14,13 @@ from voicehost.testing.conformance import ResponderConformance, config_from_tabl
 
 
 async def turn(request: web.Request) -> web.Response:
-    """The bot's side of a turn: ``{"say", "hangup"}`` for the posted transcript."""
+    """The bot's side of a turn: ``{"say", "hangup"}`` for the posted transcript; a key
+    press is answered by pressing keys back, ``0`` by a transfer."""
     body = await request.json()
+    if body.get("dtmf") == "0":
+        return web.json_response({"say": "Connecting you.", "transfer": "+15550003333"})
+    if body.get("dtmf"):
+        return web.json_response({"say": f"You pressed {body['dtmf']}.", "send_dtmf": "1#"})
     transcript = body["transcript"].lower()
     if "goodbye" in transcript:
         return web.json_response({"say": "Goodbye!", "hangup": True})
@@ -38,6 +43,7 @@ async def bot_service() -> AsyncIterator[str]:
 class TestWebhookResponder(ResponderConformance):
     transcript = "what are your opening hours"
     hangup_transcript = "ok, goodbye"
+    dtmf_keys = "10"
 
     @pytest.fixture
     def provider(self) -> WebhookResponderProvider:
@@ -53,6 +59,7 @@ class TestWebhookResponderUnreachable(TestWebhookResponder):
     the text contract holds; there is no hang-up to check."""
 
     hangup_transcript = None
+    dtmf_keys = "1"  # answered with the apology
 
     @pytest.fixture
     def config(self, provider: WebhookResponderProvider, refusing_url: str) -> WebhookConfig:

@@ -61,7 +61,7 @@ BROKEN: list[tuple[str, str]] = [
     (
         '[[responder.scripted.rules]]\nmatch = "hi"\nreply = "Hello"\n'
         '[[responder.scripted.rules]]\nmatch = "bye"',
-        "[responder.scripted] rules #2: needs a reply, or hangup = true",
+        "[responder.scripted] rules #2: needs a reply, a send_dtmf, a transfer or hangup = true",
     ),
     (
         '[responder.scripted]\nfallbak = "Pardon?"',

@@ -396,7 +396,7 @@ def test_call_record_lists_the_turns_in_order_with_times(played: PlayedCall) -> 
     record = played.record
     assert record["call_sid"] == played.call.call_sid
     assert record["stream_sid"] == played.call.stream_sid
-    assert record["end_reason"] == "responder_hangup" and record["ended_at"]
+    assert record["end_reason"] == "bot-hangup" and record["ended_at"]
     turns = record["turns"]
     assert [t["seq"] for t in turns] == list(range(1, len(turns) + 1))
     times = [t["at_ms"] for t in turns]

@@ -9,18 +9,36 @@ start-up the host calls :meth:`ResponderProvider.create` once with that config; 
 
 Replies are *streamed*: :meth:`Responder.reply` is an async iterator of text pieces, so the TTS
 provider can start speaking the first sentence while the rest is still being produced (an LLM
-token stream fits as-is). Yielding the :data:`HANG_UP` marker asks the host to end the call once
-everything yielded before it has been spoken.
+token stream fits as-is). Between the pieces a reply may yield *call actions*
+(:data:`Action`), each run by the host, in order, once everything yielded before it has been
+spoken:
+
+* :class:`HangUp` (usually :data:`HANG_UP`) ends the call;
+* :class:`SendDtmf` presses keys: in-band DTMF tones played into the call (an IVR menu on the
+  far end hears them);
+* :class:`Transfer` hands the call to another number or SIP URI (the host says
+  ``[server] transfer_message``, then Twilio dials the target).
+
+``HangUp`` and ``Transfer`` end the reply: the host reads nothing after them. When the caller
+talks over the bot (barge-in), the rest of the reply, actions included, is dropped.
+
+Key presses of the caller reach :meth:`Responder.dtmf`, one key at a time, and the call's
+:attr:`CallContext.history` as ``ConversationTurn("caller", "5", kind="dtmf")``.
 
 A responder plugin, complete (publish the module under the ``voicehost`` entry-point group)::
 
-    from voicehost import HANG_UP, Responder, ResponderProvider, hookimpl
+    from voicehost import HANG_UP, Responder, ResponderProvider, Transfer, hookimpl
 
     class Echo(Responder):
         async def reply(self, call, transcript):
             yield f"You said: {transcript}."
             if "bye" in transcript.lower():
                 yield HANG_UP
+
+        async def dtmf(self, call, digits):    # optional: the caller pressed a key
+            if digits == "0":
+                yield "Putting you through."
+                yield Transfer("+15550003333")
 
     class EchoProvider(ResponderProvider):
         id = "echo"                       # [responder] provider = "echo"
@@ -35,25 +53,45 @@ A responder plugin, complete (publish the module under the ``voicehost`` entry-p
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import attrs
 
 from voicehost.contracts.providers import ConfigT, Provider
+from voicehost.phone import check_call_target
 
 Role = Literal["caller", "bot"]
+#: How a turn was made: ``"speech"`` (said / spoken) or ``"dtmf"`` (keys pressed).
+TurnMode = Literal["speech", "dtmf"]
+
+# The keys of a DTMF string (ITU-T Q.23: 0-9 * # A-D) and ``w``/``W``, a 500 ms pause; the
+# same rule as ``voicehost.dtmf.check_dtmf_digits``, kept here so that importing the contracts
+# does not import numpy (plugins must stay cheap to import).
+_DTMF_DIGITS = re.compile(r"[0-9*#A-DwW]{1,64}")
+
+
+def _valid_digits(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or _DTMF_DIGITS.fullmatch(value) is None:
+        raise ValueError(
+            f"DTMF digits must be 1 to 64 of 0-9, *, #, A-D and w (a 500 ms pause), not {value!r}"
+        )
+
+
+def _valid_target(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    check_call_target(value, "transfer target")
 
 
 @attrs.frozen
 class HangUp:
-    """Marker a responder yields to end the call after the text before it has been spoken.
+    """Action: end the call after the text before it has been spoken.
 
     Attributes:
-        reason: recorded as the call's end reason (``"responder_hangup"`` unless given).
+        reason: recorded as the call's end reason (``"bot-hangup"`` unless given).
     """
 
-    reason: str = "responder_hangup"
+    reason: str = "bot-hangup"
 
 
 #: The usual hang-up marker: ``yield HANG_UP`` as the last item of a reply.
@@ -61,19 +99,70 @@ HANG_UP = HangUp()
 
 
 @attrs.frozen
+class SendDtmf:
+    """Action: press keys, once the text before it has been spoken.
+
+    The host plays the keys into the call as in-band DTMF tones (100 ms tone, 60 ms gap) and
+    waits until they have played before it speaks what follows.
+
+    Attributes:
+        digits: 1 to 64 of ``0``-``9``, ``*``, ``#``, ``A``-``D``, and ``w`` (or ``W``) for a
+            500 ms pause, e.g. ``"1w1234#"``.
+
+    Raises:
+        ValueError: at construction, for anything else.
+    """
+
+    digits: str = attrs.field(validator=_valid_digits)
+
+
+@attrs.frozen
+class Transfer:
+    """Action: hand the call to ``to`` once the text before it has been spoken; ends the reply.
+
+    The host says ``[server] transfer_message`` and has Twilio ``<Dial>`` the target; the
+    call's end reason is ``"transferred"``. When the host cannot transfer (no Twilio REST
+    credentials) it logs why and the call goes on.
+
+    Attributes:
+        to: an E.164 number (``+15550003333``), a ``sip:``/``sips:`` URI or a ``client:``
+            identity.
+
+    Raises:
+        ValueError: at construction, for anything else.
+    """
+
+    to: str = attrs.field(validator=_valid_target)
+
+
+#: What a responder may ask the host to do with the call, between text pieces.
+Action: TypeAlias = HangUp | SendDtmf | Transfer
+#: One item of a reply stream: a text piece or an :data:`Action`.
+ReplyItem: TypeAlias = str | HangUp | SendDtmf | Transfer
+
+
+@attrs.frozen
 class ConversationTurn:
     """One finished turn of a call's conversation, as responders see it.
 
     Attributes:
-        role: ``"caller"`` (a final transcript) or ``"bot"`` (a reply or the greeting).
-        text: what was said (for the bot: the reply text it produced).
+        role: ``"caller"`` (a final transcript, a key press) or ``"bot"`` (a reply, the
+            greeting, keys it pressed).
+        text: what was said (for the bot: the reply text it produced); for a ``"dtmf"`` turn
+            the keys pressed (``"5"``; the bot's may be several, ``"1234#"``).
+        kind: ``"speech"`` (the default) or ``"dtmf"``.
     """
 
     role: Role
     text: str
+    kind: TurnMode = "speech"
 
-    def to_json(self) -> dict[str, str]:
-        """``{"role": ..., "text": ...}``, the shape the webhook responder posts."""
+    def to_json(self) -> dict[str, str | bool]:
+        """The shape the webhook responder posts: ``{"role": ..., "text": ...}``, plus
+        ``"dtmf": true`` for a key-press turn (``{"role": "caller", "text": "5", "dtmf":
+        true}``)."""
+        if self.kind == "dtmf":
+            return {"role": self.role, "text": self.text, "dtmf": True}
         return {"role": self.role, "text": self.text}
 
 
@@ -89,6 +178,10 @@ class CallContext:
         stream_sid: Twilio Media Stream SID (``MZ…``).
         from_number: the caller's number (E.164, ``+1555…``), empty when unknown.
         to_number: the number that was called, empty when unknown.
+        direction: Twilio's ``Direction``: ``"inbound"``, ``"outbound-api"`` (a call voicehost
+            placed) …; empty when unknown.
+        answered_by: who answered an outbound call placed with machine detection
+            (``"human"``, ``"machine_end_beep"``, ``"fax"``, ``"unknown"`` …); else empty.
         history: finished turns, oldest first; the transcript being answered is not in it yet.
         state: a scratch dict a responder may use to keep per-call state between turns.
     """
@@ -97,11 +190,13 @@ class CallContext:
     stream_sid: str = ""
     from_number: str = ""
     to_number: str = ""
+    direction: str = ""
+    answered_by: str = ""
     history: list[ConversationTurn] = attrs.field(factory=list)
     state: dict[str, Any] = attrs.field(factory=dict)
 
-    def history_json(self) -> list[dict[str, str]]:
-        """:attr:`history` as a list of ``{"role", "text"}`` dicts."""
+    def history_json(self) -> list[dict[str, str | bool]]:
+        """:attr:`history` as a list of :meth:`ConversationTurn.to_json` dicts."""
         return [turn.to_json() for turn in self.history]
 
 
@@ -113,14 +208,24 @@ class Responder(abc.ABC):
         return _empty()
 
     @abc.abstractmethod
-    def reply(self, call: CallContext, transcript: str) -> AsyncIterator[str | HangUp]:
+    def reply(self, call: CallContext, transcript: str) -> AsyncIterator[ReplyItem]:
         """Answer one final transcript of the caller.
 
-        Yields text pieces (any size; the host cuts them into sentences for TTS) and, at most
-        once and last, a :class:`HangUp` marker to end the call after speaking. A responder
-        should not raise: on its own failure it yields an apology (the call goes on); an
-        exception that escapes anyway is logged by the host and the turn is skipped.
+        Yields text pieces (any size; the host cuts them into sentences for TTS) and
+        :data:`Action` items, each run once the text before it has been spoken; a
+        :class:`HangUp` or :class:`Transfer` comes at most once and last. A responder should
+        not raise: on its own failure it yields an apology (the call goes on); an exception
+        that escapes anyway is logged by the host and the turn is skipped.
         """
+
+    def dtmf(self, call: CallContext, digits: str) -> AsyncIterator[ReplyItem]:
+        """Answer a key press of the caller, like :meth:`reply` answers speech.
+
+        ``digits`` is the key pressed (``"0"``-``"9"``, ``"*"``, ``"#"``, rarely
+        ``"A"``-``"D"``); the host calls this once per key, in order, with the earlier keys
+        already in ``call.history``. Default: nothing (the key is only recorded).
+        """
+        return _empty()
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release what the responder holds (HTTP sessions …) at shutdown. Idempotent."""
@@ -148,14 +253,15 @@ async def _empty() -> AsyncIterator[str]:
     yield  # pragma: no cover - makes this an async generator
 
 
-async def collect_reply(stream: AsyncIterator[str | HangUp]) -> tuple[str, HangUp | None]:
-    """Drain a reply stream: ``(joined text, the HangUp marker or None)``. For tests and tools."""
+async def collect_reply(stream: AsyncIterator[ReplyItem]) -> tuple[str, HangUp | None]:
+    """Drain a reply stream: ``(joined text, the HangUp marker or None)``. For tests and tools;
+    :class:`SendDtmf` and :class:`Transfer` items are skipped (list the stream to see them)."""
     parts: list[str] = []
     hang_up: HangUp | None = None
     async for item in stream:
         if isinstance(item, HangUp):
             hang_up = item
-        else:
+        elif isinstance(item, str):
             parts.append(item)
     return "".join(parts), hang_up
 

@@ -6,14 +6,24 @@ For each final transcript it POSTs JSON to ``url``::
      "transcript": "what are your hours",
      "history": [{"role": "bot", "text": "Hello…"}, {"role": "caller", "text": "…"}]}
 
-and expects a JSON object back::
+A key press of the caller is POSTed the same way, with the key in ``dtmf`` and an empty
+``transcript`` (in ``history`` key presses carry ``"dtmf": true``)::
+
+    {"call_sid": "CA…", …, "transcript": "", "dtmf": "1",
+     "history": [{"role": "bot", "text": "Press 1 for sales."}, …]}
+
+It expects a JSON object back::
 
     {"say": "We open at nine.", "hangup": false}
+    {"say": "Connecting you.", "transfer": "+15550003333"}
+    {"say": "One moment.", "send_dtmf": "1w234#"}
 
-``say`` is spoken (omit it or use ``""`` to stay silent); ``hangup: true`` ends the call once
-``say`` has been spoken. A non-2xx status, a body that is not such an object, a connection
-error or no answer within ``timeout_s`` seconds makes the bot speak ``apology`` instead; the
-cause is logged at WARNING and the call goes on.
+``say`` is spoken (omit it or use ``""`` to stay silent); then ``send_dtmf`` keys are pressed
+(0-9, ``*``, ``#``, A-D; ``w`` a 500 ms pause); then ``transfer`` hands the call to an E.164
+number or ``sip:`` URI, or ``hangup: true`` ends the call (not both). Each may be omitted or
+``null``. A non-2xx status, a body that is not such an object (a bad key string or target
+included), a connection error or no answer within ``timeout_s`` seconds makes the bot speak
+``apology`` instead; the cause is logged at WARNING and the call goes on.
 
 Config (``[responder.webhook]``, parsed into :class:`WebhookConfig`)::
 
@@ -37,9 +47,11 @@ from voicehost.config_model import ProviderConfig
 from voicehost.contracts import (
     HANG_UP,
     CallContext,
-    HangUp,
+    ReplyItem,
     Responder,
     ResponderProvider,
+    SendDtmf,
+    Transfer,
     history_tail,
 )
 from voicehost.urls import http_url
@@ -55,7 +67,8 @@ class WebhookError(Exception):
 
 
 class WebhookResponder(Responder):
-    """POSTs each turn to a URL and speaks the ``say`` field of the answer.
+    """POSTs each turn (speech or key press) to a URL; speaks the ``say`` of the answer and
+    does its ``send_dtmf``, ``transfer`` and ``hangup``.
 
     One :class:`aiohttp.ClientSession` (made on first use, on the serving event loop) is shared
     by all calls and closed by :meth:`aclose`.
@@ -79,27 +92,40 @@ class WebhookResponder(Responder):
         self.history_limit = history_limit
         self._session: aiohttp.ClientSession | None = None
 
-    def payload(self, call: CallContext, transcript: str) -> dict[str, Any]:
-        """The JSON body POSTed for one turn (see the module docstring)."""
-        return {
+    def payload(self, call: CallContext, transcript: str, dtmf: str = "") -> dict[str, Any]:
+        """The JSON body POSTed for one turn (see the module docstring); ``dtmf`` (the keys
+        of a key-press turn) is sent only when given."""
+        body: dict[str, Any] = {
             "call_sid": call.call_sid,
             "stream_sid": call.stream_sid,
             "from": call.from_number,
             "to": call.to_number,
             "transcript": transcript,
-            "history": [t.to_json() for t in history_tail(call.history, self.history_limit)],
         }
+        if dtmf:
+            body["dtmf"] = dtmf
+        body["history"] = [t.to_json() for t in history_tail(call.history, self.history_limit)]
+        return body
 
     async def greeting(self, call: CallContext) -> AsyncIterator[str]:
         if self._greeting:
             yield self._greeting
 
-    async def reply(self, call: CallContext, transcript: str) -> AsyncIterator[str | HangUp]:
-        """POST the turn (:meth:`payload`) and speak the answer's ``say``, then ``HANG_UP``
-        when it says ``hangup``. A timeout, a non-2xx answer or a malformed body is logged
-        and the ``apology`` is spoken instead; nothing is raised into the call."""
+    def reply(self, call: CallContext, transcript: str) -> AsyncIterator[ReplyItem]:
+        """POST the turn (:meth:`payload`) and yield the answer's items: ``say``, then
+        :class:`SendDtmf`, then :class:`Transfer` or ``HANG_UP``. A timeout, a non-2xx
+        answer or a malformed body is logged and the ``apology`` is spoken instead; nothing
+        is raised into the call."""
+        return self._turn(call, self.payload(call, transcript))
+
+    def dtmf(self, call: CallContext, digits: str) -> AsyncIterator[ReplyItem]:
+        """POST the key press (``"dtmf": digits``, ``"transcript": ""``) and answer it as
+        :meth:`reply` does."""
+        return self._turn(call, self.payload(call, "", dtmf=digits))
+
+    async def _turn(self, call: CallContext, body: dict[str, Any]) -> AsyncIterator[ReplyItem]:
         try:
-            say, hangup = await self._ask(self.payload(call, transcript))
+            items = await self._ask(body)
         except WebhookError as exc:
             logger.warning(
                 "webhook responder: %s (call %s); speaking the apology", exc, call.call_sid
@@ -107,13 +133,11 @@ class WebhookResponder(Responder):
             if self.apology:
                 yield self.apology
             return
-        if say:
-            yield say
-        if hangup:
-            yield HANG_UP
+        for item in items:
+            yield item
 
-    async def _ask(self, body: dict[str, Any]) -> tuple[str, bool]:
-        """POST ``body``; ``(say, hangup)`` from the answer. Raises WebhookError."""
+    async def _ask(self, body: dict[str, Any]) -> list[ReplyItem]:
+        """POST ``body``; the reply items of the answer. Raises WebhookError."""
         import aiohttp  # on first use: listing plugins must not pay for the HTTP client
 
         if self._session is None or self._session.closed:
@@ -143,18 +167,41 @@ class WebhookResponder(Responder):
         self._session = None
 
 
-def _parse_answer(answer: object, url: str) -> tuple[str, bool]:
+def _parse_answer(answer: object, url: str) -> list[ReplyItem]:
+    """The reply items of a webhook's answer: ``say``, ``send_dtmf``, ``transfer`` |
+    ``hangup``. Raises WebhookError for a wrong type, bad keys or target, or both
+    ``transfer`` and ``hangup``."""
     if not isinstance(answer, dict):
         raise WebhookError(f"{url} answered {type(answer).__name__}, not a JSON object")
-    say = answer.get("say", "")
+    say, send_dtmf, transfer = (_text(answer, key, url) for key in ("say", "send_dtmf", "transfer"))
     hangup = answer.get("hangup", False)
-    if say is None:
-        say = ""
-    if not isinstance(say, str):
-        raise WebhookError(f"{url} answered a 'say' that is not a string: {say!r}")
+    if hangup is None:
+        hangup = False
     if not isinstance(hangup, bool):
         raise WebhookError(f"{url} answered a 'hangup' that is not true/false: {hangup!r}")
-    return say, hangup
+    items: list[ReplyItem] = [say] if say else []
+    try:
+        if send_dtmf:
+            items.append(SendDtmf(send_dtmf))
+        if transfer:
+            items.append(Transfer(transfer))
+    except ValueError as exc:
+        raise WebhookError(f"{url} answered an unusable action: {exc}") from None
+    if transfer and hangup:
+        raise WebhookError(f"{url} answered both 'transfer' and 'hangup'; a transfer ends the call")
+    if hangup:
+        items.append(HANG_UP)
+    return items
+
+
+def _text(answer: dict[str, Any], key: str, url: str) -> str:
+    """``answer[key]`` as a string; ``""`` when absent or null. Raises WebhookError."""
+    value = answer.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise WebhookError(f"{url} answered a {key!r} that is not a string: {value!r}")
+    return value
 
 
 class WebhookConfig(ProviderConfig):

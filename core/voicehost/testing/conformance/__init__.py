@@ -12,8 +12,9 @@ every inherited ``test_…`` method against the provider:
 * :class:`SpeechConformance` — text to speech: the declared output format is what comes out,
   any chunking of it plays the same, ``aclose()`` (or cancelling the consumer) stops the
   stream promptly, vendor failures raise :class:`~voicehost.ProviderError`.
-* :class:`ResponderConformance` — responders: replies stream text, the greeting streams
-  text, the hang-up marker comes last, ``aclose`` is idempotent.
+* :class:`ResponderConformance` — responders: replies stream text and actions, the
+  greeting streams text, a hang-up or transfer comes last, key presses (``dtmf``) are
+  answered with reply items, ``aclose`` is idempotent.
 
 Every class shares the config checks: ``config`` is an instance of the provider's
 ``config_class``, ``is_configured`` accepts it, and every key has a ``description``. The

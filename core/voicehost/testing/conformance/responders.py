@@ -11,11 +11,13 @@ import pytest
 
 from voicehost.config_model import ProviderConfig
 from voicehost.contracts import (
+    Action,
     CallContext,
     ConversationTurn,
     HangUp,
     Responder,
     ResponderProvider,
+    Transfer,
 )
 from voicehost.testing.conformance.base import CALL_SID, STREAM_SID, _ProviderChecks
 from voicehost.testing.conformance.support import (
@@ -39,6 +41,7 @@ class ResponderConformance(_ProviderChecks):
             config_table = {"greeting": "Hi!"}
             transcript = "what are your opening hours"
             hangup_transcript = "thanks, goodbye"
+            dtmf_keys = "1"               # a key the bot answers (None: it ignores keys)
 
             @pytest.fixture
             def provider(self):
@@ -55,6 +58,9 @@ class ResponderConformance(_ProviderChecks):
     transcript: ClassVar[str] = "hello"
     #: A caller's turn the responder answers by hanging up; None skips that test.
     hangup_transcript: ClassVar[str | None] = None
+    #: Keys (one ``dtmf`` call each) the responder answers with something; None means it
+    #: answers no key press (only the item types are checked then).
+    dtmf_keys: ClassVar[str | None] = None
     #: Bound of one reply or greeting, s.
     reply_within_s: ClassVar[float] = 30.0
 
@@ -93,15 +99,14 @@ class ResponderConformance(_ProviderChecks):
     async def test_reply_streams_text(
         self, provider: Any, config: ProviderConfig, call: CallContext
     ) -> None:
-        """``reply(call, transcript)`` is an async iterator of ``str`` pieces (a
-        :class:`~voicehost.HangUp` may come last), with some text for :attr:`transcript`."""
+        """``reply(call, transcript)`` is an async iterator of ``str`` pieces and actions
+        (:class:`~voicehost.SendDtmf`; a :class:`~voicehost.HangUp` or
+        :class:`~voicehost.Transfer` only last), with some text for :attr:`transcript`."""
         async with self._responder(provider, config) as responder:
             items = await self._items(responder.reply(call, self.transcript), "reply()")
-        wrong = [item for item in items if not isinstance(item, str | HangUp)]
-        assert not wrong, f"reply() yielded {wrong!r}: only str pieces and a HangUp marker"
+        self._check_items(items, "reply()")
         text = "".join(item for item in items if isinstance(item, str))
         assert text.strip(), f"reply() to {self.transcript!r} yielded no text: {items!r}"
-        self._check_hang_up_is_last(items)
 
     @pytest.mark.asyncio
     async def test_greeting_streams_text(
@@ -127,15 +132,42 @@ class ResponderConformance(_ProviderChecks):
         assert items and isinstance(items[-1], HangUp), (
             f"the reply to {self.hangup_transcript!r} does not end with a HangUp: {items!r}"
         )
-        self._check_hang_up_is_last(items)
+        self._check_items(items, "reply()")
         reason = items[-1].reason
         assert isinstance(reason, str) and reason, "HangUp.reason must be a non-empty str"
 
+    @pytest.mark.asyncio
+    async def test_dtmf_streams_reply_items(
+        self, provider: Any, config: ProviderConfig, call: CallContext
+    ) -> None:
+        """``dtmf(call, key)`` is an async iterator of reply items like ``reply()`` (the
+        default yields nothing), called once per key of :attr:`dtmf_keys` (``"1"`` when
+        None); with :attr:`dtmf_keys` given, the keys are answered with something. It
+        leaves ``call.history`` alone."""
+        keys = self.dtmf_keys or "1"
+        before = list(call.history)
+        answered: list[Any] = []
+        async with self._responder(provider, config) as responder:
+            for key in keys:
+                items = await self._items(responder.dtmf(call, key), "dtmf()")
+                self._check_items(items, "dtmf()")
+                answered += items
+        assert call.history == before, "dtmf() changed call.history"
+        if self.dtmf_keys is not None:
+            assert answered, f"dtmf() yielded nothing for the keys {self.dtmf_keys!r}"
+
     @staticmethod
-    def _check_hang_up_is_last(items: list[Any]) -> None:
-        marks = [i for i, item in enumerate(items) if isinstance(item, HangUp)]
-        assert len(marks) <= 1, f"more than one HangUp in a reply: {items!r}"
-        assert not marks or marks[0] == len(items) - 1, f"items after the HangUp: {items!r}"
+    def _check_items(items: list[Any], what: str) -> None:
+        """Only ``str`` pieces and actions; at most one HangUp/Transfer, and it is last."""
+        wrong = [item for item in items if not isinstance(item, str | Action)]
+        assert not wrong, (
+            f"{what} yielded {wrong!r}: only str pieces and actions (HangUp, SendDtmf, Transfer)"
+        )
+        ends = [i for i, item in enumerate(items) if isinstance(item, HangUp | Transfer)]
+        assert len(ends) <= 1, f"more than one HangUp/Transfer in a reply: {items!r}"
+        assert not ends or ends[0] == len(items) - 1, (
+            f"items after the {type(items[ends[0]]).__name__}: {items!r}"
+        )
 
     @pytest.mark.asyncio
     async def test_reply_leaves_the_call_history_alone(
