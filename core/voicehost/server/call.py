@@ -161,7 +161,13 @@ class Call:
             return self.playback.say(text)
         heard = HeardText(text)
         reply = self.playback.say(heard if not isinstance(text, str) else text)
-        reply.wait().add_done_callback(lambda _f: self._after_first_reply(reply, heard))
+
+        def settled(outcome: asyncio.Future[ReplyStatus]) -> None:
+            if not outcome.cancelled():
+                outcome.exception()  # retrieved: the failure is handled below, not lost
+            self._after_first_reply(reply, heard)
+
+        reply.wait().add_done_callback(settled)
         return reply
 
     def send_dtmf(self, digits: str, *, tone_ms: int = 100, gap_ms: int = 60) -> Reply:
