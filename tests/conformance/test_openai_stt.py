@@ -38,8 +38,10 @@ class TestOpenAISTT(TranscriptionConformance):
     config_table: ClassVar[dict[str, Any]] = {"api_key": "sk-test", **FAST}
 
     @pytest.fixture
-    def provider(self) -> OpenAITranscriptionProvider:
-        return OpenAITranscriptionProvider()
+    async def provider(self) -> AsyncIterator[OpenAITranscriptionProvider]:
+        provider = OpenAITranscriptionProvider()
+        yield provider
+        await provider.aclose()  # its SDK clients, on this test's event loop
 
     @pytest.fixture
     def config(

@@ -23,8 +23,10 @@ class TestOpenAITTS(SpeechConformance):
     expected_seconds = (0.9, 1.1)  # the fake's body, whatever the text
 
     @pytest.fixture
-    def provider(self) -> OpenAISpeechProvider:
-        return OpenAISpeechProvider()
+    async def provider(self) -> AsyncIterator[OpenAISpeechProvider]:
+        provider = OpenAISpeechProvider()
+        yield provider
+        await provider.aclose()  # its SDK clients, on this test's event loop
 
     @pytest.fixture
     def config(self, provider: OpenAISpeechProvider, speech_api: FakeOpenAITTS) -> OpenAITTSConfig:

@@ -321,7 +321,8 @@ async def test_backlog_close_is_graceful_for_a_peer_that_reads_again(make_server
 
 async def test_unfinished_request_heads_are_closed_after_the_header_timeout(make_server, caplog):
     caplog.set_level(logging.INFO)
-    h = await make_server(request_header_timeout_s=0.5)
+    # 2 s: all 200 connections must be open before the first is closed, even on a busy machine
+    h = await make_server(request_header_timeout_s=2.0)
     started = time.monotonic()
     heads = [b"", b"POST /voice/webhook HTTP/1.1\r\nHost: x\r\n", b"GET /healthz HTTP/1.1\r\nX: "]
     conns = [await _raw(h.port, heads[i % 3]) for i in range(200)]
@@ -329,7 +330,7 @@ async def test_unfinished_request_heads_are_closed_after_the_header_timeout(make
     results = await asyncio.gather(*(_read_until_closed(r, 10) for r, _ in conns))
     elapsed = time.monotonic() - started
     assert all(result == b"" for result in results)  # closed, nothing answered
-    assert 0.4 < elapsed < 5
+    assert 1.6 < elapsed < 8
     await _until(lambda: not h.runner.server.connections, timeout=5)
     for _, writer in conns:
         writer.close()

@@ -271,3 +271,34 @@ async def _until(predicate, timeout: float = 5.0) -> None:  # noqa: ASYNC109
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(wait(), timeout)
+
+
+class SaysThreeSentences(RecordingHandler):
+    """Greets with three replies queued at once, as the conversation queues sentences."""
+
+    async def on_call_start(self, call):
+        await super().on_call_start(call)
+        replies = [call.say(text) for text in ("One two.", "Three four.", "Five six.")]
+        statuses = []
+        for reply in replies:
+            try:
+                statuses.append(str(await reply))
+            except Exception as exc:  # the first one: the TTS failed
+                statuses.append(type(exc).__name__)
+        self._add("greeted", call.call_sid, statuses)
+
+
+async def test_replies_queued_behind_a_failed_tts_are_said_in_order(
+    make_server, rest_fake, monkeypatch
+):
+    monkeypatch.setattr("voicehost.server.call_control.WORDS_PER_SECOND", 1000.0)
+    rest = rest_fake()
+    handler = SaysThreeSentences()
+    h = await make_server(handler=handler, rest=rest, tts_config={"fail_after_chunks": 0})
+    async with h.simulator() as sim:
+        call = await sim.start_call()
+        greeted = await handler.wait_for("greeted")
+        await call.stop()
+    # the failed first reply is said by the fallback, the two queued behind it follow it
+    assert [said(update)[0] for update in rest.updates] == ["One two.", "Three four.", "Five six."]
+    assert greeted[2][1:] == ["ReplyStatus.PLAYED", "ReplyStatus.PLAYED"]

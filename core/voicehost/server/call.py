@@ -28,9 +28,10 @@ import collections
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 
+from voicehost import metrics
 from voicehost.config_model import ProviderConfig
 from voicehost.contracts import (
     MULAW_8K,
@@ -46,7 +47,7 @@ from voicehost.server.call_stt import CallTranscription, choose_input_format
 from voicehost.server.events import BOT_HANGUP, ERROR, IDLE, MAX_DURATION, TRANSFERRED
 from voicehost.server.handler import CallHandler
 from voicehost.server.playback import Playback, Reply, ReplyStatus
-from voicehost.server.twiml import dial_twiml, say_gather_twiml
+from voicehost.server.twiml import dial_twiml
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class Call:
         self.barge_in_enabled = barge_in
         self.malformed: collections.Counter[str] = collections.Counter()
         self.frames_in = 0
+        self._media = metrics.media_tally()
         self.end_reason: str | None = None
         self._request_close = request_close
         self.transcription = (
@@ -274,6 +276,7 @@ class Call:
     def feed_audio(self, ulaw: bytes) -> None:
         """One inbound μ-law frame from Twilio → the STT session (converted if needed)."""
         self.frames_in += 1
+        self._media.frames_in += 1
         if self.transcription is not None:
             self.transcription.feed(ulaw)
 
@@ -374,32 +377,38 @@ class Call:
         self._spawn(self.hangup(IDLE, rest_hangup=True))
 
     def _after_first_reply(self, reply: Reply, heard: HeardText) -> None:
-        """The TTS could not start (the call's first reply failed before any audio): move to
-        the ``<Say>``/``<Gather>`` fallback and say the reply's text there."""
+        """A reply of a call that has not played audio yet settled. When it failed before
+        any audio (the TTS cannot start), the call moves to the ``<Say>``/``<Gather>``
+        fallback once; this reply's text, the replies still queued behind it and any later
+        reply that fails the same way are said there, in order."""
         if reply.frames_sent or reply.status is not ReplyStatus.FAILED:
             self._audio_played = self._audio_played or reply.frames_sent > 0
             return
-        if self._ending or not self.streaming:
+        if self._ending or self.control.rest is None:
+            return
+        if isinstance(self.playback, SayFallback):  # switched already: say this one there
+            self.playback.say(_rest_of(heard))
+            return
+        if not self.streaming:
             return
         log.warning("call %s: TTS cannot start (%s); using <Say>/<Gather>", self, reply.error)
-        self._spawn(self._fall_back(heard))
-
-    async def _fall_back(self, heard: HeardText) -> None:
-        text = await heard.rest_of_text()
-        rest = self.control.require_rest("fall back to <Say>")
+        old = self.playback
         fallback = SayFallback(self.call_sid, self.control)
-        old, self.playback = self.playback, fallback
-        self.streaming = False  # the stream's end must not end the call
-        try:
-            twiml = say_gather_twiml(text, self.control.webhook_url, voice=self.control.say_voice)
-            await rest.update_call(self.call_sid, twiml=twiml)  # Twilio stops the stream
-        except VoicehostError as exc:
-            log.warning("call %s: <Say> fallback refused (%s); hanging up", self, exc)
-            self.streaming = True
-            self.playback = old
-            await self.hangup(ERROR)
-            return
+        self.playback = fallback
+        self.streaming = False  # the stream's end (Twilio stops it) must not end the call
+        first = fallback.say(_rest_of(heard))  # the REST update that replaces the stream
+        for queued in old.take_queued():
+            _settle_with(queued, fallback.say(queued.source))  # type: ignore[arg-type]
+        self._spawn(self._finish_fall_back(old, first))
+
+    async def _finish_fall_back(self, old: Playback | SayFallback, first: Reply) -> None:
+        """Close the stream's playback; hang up when Twilio refused the first ``<Say>``."""
         await old.close()
+        try:
+            await first.wait()
+        except Exception as exc:  # the fallback's CallControlError: Twilio refused it
+            log.warning("call %s: <Say> fallback refused (%s); hanging up", self, exc)
+            await self.hangup(ERROR)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -407,8 +416,8 @@ class Call:
         task.add_done_callback(self._tasks.discard)
 
     def _speech_started(self) -> None:
-        if self.barge_in_enabled and not self._ending:
-            self.playback.barge_in()
+        if self.barge_in_enabled and not self._ending and self.playback.barge_in():
+            metrics.count_barge_in()
         self._dispatch("on_speech_start")
 
     def _dispatch(self, name: str, *args: Any) -> None:
@@ -441,3 +450,22 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.call_sid} stream={self.stream_sid} ended={self.ended}>"
+
+
+async def _rest_of(heard: HeardText) -> AsyncIterator[str]:
+    """The whole text of a reply whose TTS failed, as a one-piece stream."""
+    yield await heard.rest_of_text()
+
+
+def _settle_with(old: Reply, new: Reply) -> None:
+    """Resolve ``old`` as ``new`` resolves (a queued reply said by the fallback instead)."""
+
+    def done(outcome: asyncio.Future[ReplyStatus]) -> None:
+        if outcome.cancelled():
+            old._resolve(ReplyStatus.CANCELLED)
+        elif (exc := outcome.exception()) is not None:
+            old._fail(exc)
+        else:
+            old._resolve(outcome.result())
+
+    new.wait().add_done_callback(done)  # type: ignore[attr-defined]

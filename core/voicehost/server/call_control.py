@@ -163,17 +163,17 @@ class SayFallback:
         self, reply: Reply, text: str | AsyncIterable[str] | None, digits: str | None
     ) -> None:
         try:
-            if text is not None:
-                spoken = text if isinstance(text, str) else "".join([p async for p in text])
-                twiml = say_gather_twiml(
-                    spoken, self.control.webhook_url, voice=self.control.say_voice
-                )
-                seconds = len(spoken.split()) / self.words_per_second
-            else:
-                spoken = ""
-                twiml = play_digits_twiml(digits or "", self.control.webhook_url)
-                seconds = 0.2 * len(digits or "")
-            async with self._lock:
+            async with self._lock:  # taken first: replies go out in the order they were queued
+                if text is not None:
+                    spoken = text if isinstance(text, str) else "".join([p async for p in text])
+                    twiml = say_gather_twiml(
+                        spoken, self.control.webhook_url, voice=self.control.say_voice
+                    )
+                    seconds = len(spoken.split()) / self.words_per_second
+                else:
+                    spoken = ""
+                    twiml = play_digits_twiml(digits or "", self.control.webhook_url)
+                    seconds = 0.2 * len(digits or "")
                 if spoken.strip() or digits:
                     rest = self.control.require_rest("speak without a stream")
                     try:

@@ -39,6 +39,13 @@ class OpenAITranscriptionProvider(StreamingTranscriptionProvider[OpenAISTTConfig
         """Import the SDK and build the shared client before the first call (no network)."""
         self._client(config)
 
+    async def aclose(self) -> None:
+        """Close the shared SDK clients (their HTTP connection pools). Optional: for hosts
+        and tests that shut down cleanly; a later session makes new ones."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+
     def open_session(
         self, request: TranscriptionRequest, config: OpenAISTTConfig
     ) -> TranscriptionSession:
