@@ -25,6 +25,7 @@ from voicehost.server import (
     CallServer,
     LiveCallState,
     MemoryLiveState,
+    ObservabilitySettings,
     ServerSettings,
     TwilioSettings,
     build_app,
@@ -80,8 +81,8 @@ MakeServer = Callable[..., Awaitable[Harness]]
 @pytest.fixture
 async def make_server() -> AsyncIterator[MakeServer]:
     """``await make_server(handler=..., stt="fake", stt_config={...}, tts_config={...},
-    twilio={...}, live=..., rest=..., **server_settings)`` starts a server; all are stopped
-    at the end of the test."""
+    twilio={...}, live=..., rest=..., observability={...}, api_token=..., **server_settings)``
+    starts a server; all are stopped at the end of the test."""
     started: list[web.AppRunner] = []
 
     async def make(
@@ -94,6 +95,8 @@ async def make_server() -> AsyncIterator[MakeServer]:
         twilio: dict[str, Any] | None = None,
         live: LiveCallState | None = None,
         rest: Any = None,
+        observability: dict[str, Any] | None = None,
+        api_token: str = "",
         **server: Any,
     ) -> Harness:
         plugin = FakeProvidersPlugin()
@@ -122,6 +125,8 @@ async def make_server() -> AsyncIterator[MakeServer]:
             handler=handler,
             live=live,
             rest=rest,
+            observability=ObservabilitySettings.model_validate(observability or {}),
+            api_token=api_token,
         )
         runner = make_runner(app, shutdown_timeout=5.0)
         await runner.setup()

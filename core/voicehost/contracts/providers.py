@@ -43,12 +43,21 @@ class TranscriptionCallbacks:
         on_speech_start: the caller started speaking; drives barge-in.
         on_error: a vendor or session error (a :class:`~voicehost.errors.ProviderError` where
             the plugin can tell). The call goes on without STT after an unrecoverable one.
+        on_speech_end: optional: the caller stopped speaking and the utterance's final
+            transcript follows (call it before that ``on_transcript``). Its argument, when
+            given, is how long ago the speech ended, s (the silence the endpointing waited
+            for; ``0.0``: just now). The host times turns from it (end of speech → final
+            transcript → first bot audio); a provider that never calls it leaves the host to
+            time them from the final's arrival. Added after the first version: a plugin
+            that must run on older hosts looks it up with ``getattr(callbacks,
+            "on_speech_end", None)``.
     """
 
     on_partial: Callable[[str], None] = _ignore
     on_transcript: Callable[[str], None] = _ignore
     on_speech_start: Callable[[], None] = _ignore
     on_error: Callable[[Exception], None] = _ignore
+    on_speech_end: Callable[..., None] = _ignore
 
 
 @attrs.frozen

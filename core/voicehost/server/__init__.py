@@ -18,7 +18,7 @@ from voicehost.server.playback import (
     Reply,
     ReplyStatus,
 )
-from voicehost.server.settings import ServerSettings, TwilioSettings
+from voicehost.server.settings import ObservabilitySettings, ServerSettings, TwilioSettings
 from voicehost.server.state import SERVER_KEY, Binding, CallServer
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "GreetingHandler",
     "LiveCallState",
     "MemoryLiveState",
+    "ObservabilitySettings",
     "PlaybackError",
     "PlaybackQueueFull",
     "Reply",

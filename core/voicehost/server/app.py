@@ -7,6 +7,7 @@ Routes (paths from :class:`~voicehost.server.settings.ServerSettings`):
 ``POST status_path``      Twilio call status callback (signed) → 204
 ``GET stream_path``       Twilio Media Streams WebSocket
 ``GET /healthz``          ``{"status": "ok", "active_calls": n, …}``; 503 while draining
+``GET /metrics``          Prometheus metrics (loopback or API token; ``[observability] metrics``)
 ========================  =====================================================================
 
 Serve it with :func:`make_runner` (request heads bounded by ``request_header_timeout_s``);
@@ -20,12 +21,14 @@ import logging
 
 from aiohttp import web
 
+from voicehost import metrics
 from voicehost.server.call_control import CallRest
 from voicehost.server.handler import CallHandler
 from voicehost.server.http import http_app_options, make_runner
 from voicehost.server.live_state import LiveCallState
 from voicehost.server.media_stream import handle_media_stream
-from voicehost.server.settings import ServerSettings, TwilioSettings
+from voicehost.server.metrics_route import add_metrics_route
+from voicehost.server.settings import ObservabilitySettings, ServerSettings, TwilioSettings
 from voicehost.server.state import SERVER_KEY, CallServer, ProviderBinding
 from voicehost.server.webhook import handle_status_callback, handle_voice_webhook
 
@@ -49,6 +52,8 @@ def build_app(
     handler: CallHandler | None = None,
     live: LiveCallState | None = None,
     rest: CallRest | None = None,
+    observability: ObservabilitySettings | None = None,
+    api_token: str = "",
 ) -> web.Application:
     """The aiohttp application answering Twilio.
 
@@ -67,12 +72,19 @@ def build_app(
         rest: Twilio's REST API (``voicehost.server.rest.TwilioRest``) for hang-ups without
             a stream, transfers and the ``<Say>``/``<Gather>`` fallback; None without
             credentials (those actions then raise ``CallControlError``).
+        observability: the ``[observability]`` settings (default: metrics on). They switch
+            :mod:`voicehost.metrics` on or off for the whole process
+            (:func:`voicehost.metrics.set_enabled`), so the last app built decides.
+        api_token: bearer token of voicehost's own HTTP API (``[records] api_token``) that
+            ``GET /metrics`` asks for; ``""``: loopback clients only.
 
     The :class:`CallServer` is at ``app[SERVER_KEY]``. On aiohttp shutdown every call ends
     (reason ``"shutdown"``).
     """
     settings = settings or ServerSettings()
     twilio = twilio or TwilioSettings()
+    observability = observability or ObservabilitySettings()
+    metrics.set_enabled(observability.metrics)
     server = CallServer(
         settings, twilio=twilio, stt=stt, tts=tts, handler=handler, live=live, rest=rest
     )
@@ -87,6 +99,8 @@ def build_app(
     app.router.add_post(settings.status_path, handle_status_callback)
     app.router.add_get(settings.stream_path, handle_media_stream)
     app.router.add_get("/healthz", handle_healthz)
+    if observability.metrics:
+        add_metrics_route(app, api_token=api_token)
 
     async def on_shutdown(_app: web.Application) -> None:
         await server.close_all()

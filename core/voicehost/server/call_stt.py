@@ -6,16 +6,32 @@ bound while the vendor flushes the caller's last words.
 STT callback to the call on the event loop thread, even when a plugin calls it from a worker
 thread (the contract says it must not, but a plugin that gets it wrong must not corrupt the
 call).
+
+Counted in :mod:`voicehost.metrics` (``voicehost_vendor_errors_total`` under the provider's
+id): a session the provider could not make (``session``), one that never connected
+(``unavailable``), an error the session reported (``reported``) and a ``send_audio`` that
+raised (``send``); ``voicehost_stt_final_latency_seconds`` (end of speech → final) for
+every final that followed a speech end (the optional ``on_speech_end`` callback; providers
+that never report one are not timed).
+
+Each final's timing (:class:`FinalTiming`: when it came, when the caller's speech before it
+ended) is kept for the call handler, which takes it with :meth:`CallTranscription.take_final`
+to time the turn it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
+from voicehost import metrics
 from voicehost.audio import AudioConverter
 from voicehost.config_model import ProviderConfig, default_config
 from voicehost.contracts import (
@@ -29,7 +45,28 @@ from voicehost.contracts import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CallTranscription", "choose_input_format"]
+__all__ = ["CallTranscription", "FinalTiming", "choose_input_format"]
+
+#: Finals whose timing waits for the handler (one not taken is dropped after this many).
+_KEPT_FINALS = 16
+
+
+@attrs.frozen
+class FinalTiming:
+    """When a final transcript reached the call, and when the caller's speech before it
+    ended.
+
+    Attributes:
+        text: the final transcript, as the provider gave it.
+        final_at: when it reached the call, ``time.monotonic()`` s.
+        speech_end_at: when the caller stopped speaking (the provider's ``on_speech_end``,
+            moved back by the silence it reported), ``time.monotonic()`` s; None when the
+            provider reported no speech end before this final.
+    """
+
+    text: str
+    final_at: float
+    speech_end_at: float | None = None
 
 
 def choose_input_format(provider: TranscriptionProvider) -> AudioFormat:
@@ -86,15 +123,18 @@ class CallTranscription:
         self._on_speech_start = on_speech_start
         self._close_timeout_s = close_timeout_s
         self._connect_task: asyncio.Task[None] | None = None
+        self._speech_end_at: float | None = None
+        self._finals: collections.deque[FinalTiming] = collections.deque(maxlen=_KEPT_FINALS)
 
     def open(self) -> None:
         """Create the session and connect it in the background (a failure is logged; the
         call goes on without transcription)."""
         callbacks = TranscriptionCallbacks(
             on_partial=self._on_loop(self._on_partial),
-            on_transcript=self._on_loop(self._on_transcript),
+            on_transcript=self._on_loop(self._final),
             on_speech_start=self._on_loop(self._on_speech_start),
             on_error=self._on_loop(self._error),
+            on_speech_end=self._on_loop(self._speech_ended),
         )
         request = TranscriptionRequest(
             config=self.config,
@@ -107,6 +147,7 @@ class CallTranscription:
             self.session = self.provider.create_session(request)
         except Exception as exc:
             self.failed = True
+            metrics.count_vendor_error(self.provider, "session")
             log.warning(
                 "call %s: STT session not created (%s); TTS still works", self.call_sid, exc
             )
@@ -124,6 +165,7 @@ class CallTranscription:
             self.session.send_audio(audio)
         except Exception as exc:  # the contract says never raise; a plugin bug must not kill us
             self.failed = True
+            metrics.count_vendor_error(self.provider, "send")
             log.warning(
                 "call %s: STT send_audio raised %r; transcription stopped", self.call_sid, exc
             )
@@ -143,6 +185,35 @@ class CallTranscription:
         finally:
             self.draining = False
 
+    def take_final(self, text: str) -> FinalTiming | None:
+        """The timing of the final ``text`` handed to the handler (oldest first; finals
+        before it that no one took are dropped), or None when there is none (a final not
+        from this session: the ``<Gather>`` fallback's)."""
+        while self._finals:
+            timing = self._finals.popleft()
+            if timing.text == text:
+                return timing
+        return None
+
+    def _speech_ended(self, silence_s: object = 0.0) -> None:
+        """The provider's ``on_speech_end``: the caller stopped speaking ``silence_s`` ago."""
+        try:
+            ago = max(0.0, float(silence_s))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            ago = 0.0
+        self._speech_end_at = time.monotonic() - ago
+
+    def _final(self, text: str) -> None:
+        """A final: note when it came (and the speech end before it), then hand it on."""
+        now = time.monotonic()
+        speech_end, self._speech_end_at = self._speech_end_at, None
+        if speech_end is not None and speech_end <= now:
+            metrics.observe_stt_final_latency(self.provider, now - speech_end)
+        else:
+            speech_end = None
+        self._finals.append(FinalTiming(text, now, speech_end))
+        self._on_transcript(text)
+
     async def _connect(self) -> None:
         assert self.session is not None
         try:
@@ -151,11 +222,13 @@ class CallTranscription:
             raise
         except Exception as exc:
             self.failed = True
+            metrics.count_vendor_error(self.provider, "unavailable")
             log.warning("call %s: STT connection failed (TTS still works): %s", self.call_sid, exc)
         else:
             self.connected = True
 
     def _error(self, exc: Exception) -> None:
+        metrics.count_vendor_error(self.provider, "reported")
         log.warning("call %s: STT error: %s", self.call_sid, exc)
 
     def _on_loop(self, fn: Callable[..., None]) -> Callable[..., None]:

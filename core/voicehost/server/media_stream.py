@@ -25,8 +25,9 @@ only partly documented, wire-protocols.md §1.6).
 
 Malformed input (bad JSON, bad base64, unknown events, binary frames, wrong field types, a
 ``dtmf`` digit that is not one of ``0-9*#A-D``) is counted per kind
-(:attr:`MediaStream.malformed`), logged once per kind with the text sanitised and cut to 120
-characters, never reaches the application, and never ends the call.
+(:attr:`MediaStream.malformed`, and ``voicehost_malformed_messages_total``), logged once per
+kind with the text sanitised and cut to 120 characters, never reaches the application, and
+never ends the call.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from voicehost import metrics
 from voicehost.server.call import Call
 from voicehost.server.events import BOT_HANGUP, CALLER_HANGUP, ERROR, IDLE
 from voicehost.server.live_state import CallRecord
@@ -410,6 +412,7 @@ class MediaStream:
 
     def _count_malformed(self, exc: MalformedMessage) -> None:
         self.malformed[exc.kind] += 1
+        metrics.count_malformed(exc.kind)
         if self.malformed[exc.kind] == 1:
             log.warning(
                 "media stream %s: malformed message (%s: %s): %s",

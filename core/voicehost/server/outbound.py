@@ -5,6 +5,10 @@ Everything voicehost sends to Twilio (``media``, ``mark``, ``clear``) goes throu
 never blocks the code that produces them. The channel knows how many bytes wait unsent (its
 own queue plus the transport's write buffer); over ``limit`` the stream is closed with 1013,
 as the seed does with ``ws.bufferedAmount`` > 1 MiB (Twilio stopped reading).
+
+Counted in :mod:`voicehost.metrics`: every ``media`` message written
+(``voicehost_media_frames_total{direction="outbound"}``) and every overflow
+(``voicehost_outbound_backlog_closes_total``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import attrs
+
+from voicehost import metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ class OutboundChannel:
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self.sent_messages = 0
+        self._media = metrics.media_tally()
 
     @property
     def closed(self) -> bool:
@@ -91,6 +98,7 @@ class OutboundChannel:
         if buffered > self.limit:
             self._closed = True
             log.warning("outbound buffer %d bytes over the %d-byte limit", buffered, self.limit)
+            metrics.count_backlog_close()
             self._on_overflow(buffered)
             return False
         if front:
@@ -121,6 +129,8 @@ class OutboundChannel:
                 self._queued_bytes -= len(message.text)
                 await self._send_text(message.text)
                 self.sent_messages += 1
+                if message.kind == "media":
+                    self._media.frames_out += 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # socket closed under us: the receive loop ends the call

@@ -26,6 +26,12 @@ are purged and ``clear`` is sent ahead of everything else. All of these replies 
 
 Raw audio (:meth:`Playback.play_audio`, e.g. DTMF tones from :mod:`voicehost.dtmf`) is a reply
 without TTS: already μ-law 8 kHz, it takes steps 1–3 from the framing on, in the same queue.
+
+Metrics (:mod:`voicehost.metrics`): each frame's pacing lateness (the time it was handed to
+the socket minus the later of its schedule, ``play_end - lead``, and the moment its audio
+arrived from the TTS: a wake-up that came late counts, a TTS slower than real time does not),
+the TTS provider's time to first audio of every text reply (synthesis asked → first non-empty
+chunk), and failed syntheses (``voicehost_vendor_errors_total{kind="synthesis"}``).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
+from voicehost import metrics
 from voicehost.audio import AudioConverter, Framer
 from voicehost.config_model import ProviderConfig, default_config
 from voicehost.contracts import MULAW_8K, SpeechProvider
@@ -95,6 +102,8 @@ class Reply:
         label: what a raw-audio reply is (e.g. ``"dtmf 1234#"``), for logs; None for text.
         mark_name: the ``mark`` that follows its audio (``reply-<id>``).
         frames_sent: 20 ms frames sent so far.
+        first_audio_at: when its first frame was handed to the socket (the playback's
+            clock: ``time.monotonic`` unless injected), s; None before.
         mark_echoed: True when Twilio echoed the mark (False: finished by timeout).
     """
 
@@ -107,6 +116,7 @@ class Reply:
         self.label = label
         self.mark_name = f"reply-{reply_id}"
         self.frames_sent = 0
+        self.first_audio_at: float | None = None
         self.mark_echoed = False
         self._future: asyncio.Future[ReplyStatus] = asyncio.get_running_loop().create_future()
         self._future.add_done_callback(_consume_exception)
@@ -197,6 +207,8 @@ class Playback:
         self._play_end = 0.0
         self._closed = False
         self._worker: asyncio.Task[None] | None = None
+        self._taken: set[int] = set()  # replies handed over by take_queued, left unresolved
+        self._media = metrics.media_tally()
         #: monotonic send time of every media frame (for pacing checks and benchmarks)
         self.frame_times: list[float] | None = None
 
@@ -261,6 +273,21 @@ class Playback:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="playback")
         return reply
 
+    def take_queued(self) -> list[Reply]:
+        """Remove and return, in order and unresolved, the replies that have sent no audio
+        yet (the one starting, if it has sent nothing, and every queued one): the caller
+        says them another way (the ``<Say>`` fallback) and resolves them."""
+        taken: list[Reply] = []
+        active = self._active
+        if active is not None and active.frames_sent == 0 and not active.done():
+            taken.append(active)
+            if self._active_task is not None:
+                self._active_task.cancel()
+        taken.extend(self._queue)
+        self._queue.clear()
+        self._taken.update(reply.id for reply in taken)
+        return taken
+
     def barge_in(self) -> bool:
         """Stop talking now: drop queued replies, cancel the playing one (closing its TTS
         stream), purge unsent frames, send ``clear``. Returns False (and sends nothing) when
@@ -312,7 +339,7 @@ class Playback:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-        if active is not None:
+        if active is not None and active.id not in self._taken:
             active._resolve(ReplyStatus.CANCELLED)
 
     # --- internals -------------------------------------------------------------------------
@@ -342,15 +369,20 @@ class Playback:
             finally:
                 self._active = None
                 self._active_task = None
+            if reply.id in self._taken:
+                continue
             if task.cancelled() or isinstance(task.exception(), _StreamClosed):
                 reply._resolve(ReplyStatus.CANCELLED)
             elif (exc := task.exception()) is not None:
                 log.warning("stream %s: reply %d failed: %s", self.stream_sid, reply.id, exc)
+                if not isinstance(reply.source, bytes):
+                    metrics.count_vendor_error(self.provider, "synthesis")
                 reply._fail(exc)
 
     async def _play(self, reply: Reply) -> None:
         converter = None
         framer = Framer(FRAME_BYTES)
+        asked: float | None = None  # when a text's synthesis was asked (TTS time to first audio)
         if isinstance(reply.source, bytes):
             stream: AsyncIterator[bytes] = _raw(reply.source)
         else:
@@ -358,20 +390,26 @@ class Playback:
             fmt = self.provider.output_format(self.config)
             converter = None if fmt == MULAW_8K else AudioConverter(fmt, MULAW_8K)
             if isinstance(reply.source, str):
+                asked = self._clock()
                 stream = self.provider.synthesize(reply.source, self.config)
             else:
                 stream = self.provider.synthesize_stream(reply.source, self.config)
         try:
             async for chunk in stream:
+                ready = self._clock()
+                if asked is not None and chunk:
+                    metrics.observe_tts_first_byte(self.provider, ready - asked)
+                    asked = None
                 audio = converter.convert(chunk) if converter else chunk
                 for frame in framer.push(audio):
-                    await self._send_frame(reply, frame)
+                    await self._send_frame(reply, frame, ready)
+            ready = self._clock()
             tail = converter.flush(discard_partial=True) if converter else b""
             for frame in framer.push(tail):
-                await self._send_frame(reply, frame)
+                await self._send_frame(reply, frame, ready)
             last = framer.flush(pad=True)
             if last:
-                await self._send_frame(reply, last)
+                await self._send_frame(reply, last, ready)
         finally:
             await _aclose(stream)
         if reply.frames_sent == 0:
@@ -385,17 +423,22 @@ class Playback:
         handle = asyncio.get_running_loop().call_later(delay, self._mark_timed_out, reply.mark_name)
         self._awaiting_mark[reply.mark_name] = (reply, handle)
 
-    async def _send_frame(self, reply: Reply, frame: bytes) -> None:
+    async def _send_frame(self, reply: Reply, frame: bytes, ready: float) -> None:
+        """Send ``frame`` on schedule; ``ready``: when its audio came from the TTS (s)."""
         now = self._clock()
         if self._play_end < now:  # Twilio's buffer ran dry (first frame, or a slow TTS)
             self._play_end = now
-        wait = self._play_end - self.lead_s - now
-        if wait > 0:
-            await self._sleep(wait)
+        due = self._play_end - self.lead_s
+        if due > now:
+            await self._sleep(due - now)
+            now = self._clock()
         if not self.channel.send(OutboundMessage("media", media_message(self.stream_sid, frame))):
             raise _StreamClosed
+        self._media.late(now - (due if due > ready else ready))
         if self.frame_times is not None:
             self.frame_times.append(self._clock())
+        if reply.first_audio_at is None:
+            reply.first_audio_at = now
         self._play_end += FRAME_S
         reply.frames_sent += 1
 

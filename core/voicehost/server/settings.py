@@ -1,5 +1,6 @@
-"""Settings of the Twilio call server: the ``[server]`` table (:class:`ServerSettings`) and
-the ``[twilio]`` table (:class:`TwilioSettings`) of ``plugins.toml``.
+"""Settings of the Twilio call server: the ``[server]`` table (:class:`ServerSettings`), the
+``[twilio]`` table (:class:`TwilioSettings`) and the ``[observability]`` table
+(:class:`ObservabilitySettings`) of ``plugins.toml``.
 
 Every limit defaults to the seed's value (``media-stream.v2-hardened.ts``): 5000 ms to send
 ``start``, 32 sockets waiting for ``start`` (4 per client IP), 128 sockets in all, 64 KiB
@@ -18,7 +19,7 @@ from pydantic import Field, field_validator
 from voicehost.config_model import ConfigModel, env_field
 from voicehost.phone import check_e164, is_caller_pattern, matches_caller
 
-__all__ = ["ServerSettings", "TwilioSettings", "is_loopback"]
+__all__ = ["ObservabilitySettings", "ServerSettings", "TwilioSettings", "is_loopback"]
 
 
 def is_loopback(host: str | None) -> bool:
@@ -256,3 +257,41 @@ class TwilioSettings(ConfigModel):
         if matches_caller(number, self.blocked_callers):
             return True
         return bool(self.allowed_callers) and not matches_caller(number, self.allowed_callers)
+
+
+class ObservabilitySettings(ConfigModel):
+    """The ``[observability]`` table: what the server counts and serves about itself.
+
+    ``metrics``: count the Prometheus metrics of :mod:`voicehost.metrics` and serve them at
+    ``GET /metrics`` (loopback clients only, or the ``[records] api_token`` bearer token, like
+    ``/api/calls``). Off, counting is a no-op and ``/metrics`` answers 404.
+
+    ``traces``: write OpenTelemetry spans of every call and its turns (:mod:`voicehost.tracing`;
+    needs the ``voicehost[otel]`` extra) and send them over OTLP/HTTP to ``otlp_endpoint``
+    (a collector's base URL, ``/v1/traces`` is appended; default
+    ``$OTEL_EXPORTER_OTLP_ENDPOINT``, else ``http://localhost:4318``) as service
+    ``service_name``. Off (the default), OpenTelemetry is not even imported. Spans are
+    written by the responder's conversation: with no ``[responder]`` there are none.
+    """
+
+    metrics: bool = Field(
+        True,
+        description="Count Prometheus metrics and serve them at GET /metrics (loopback or "
+        "[records] api_token); off: /metrics answers 404.",
+    )
+    traces: bool = Field(
+        False,
+        description="Write OpenTelemetry traces (a span per call, child spans per turn) and "
+        "send them over OTLP/HTTP; needs the voicehost[otel] extra.",
+    )
+    otlp_endpoint: str = env_field(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        required=False,
+        description="OTLP/HTTP collector base URL for traces (http://collector:4318; "
+        "/v1/traces is appended); empty: http://localhost:4318.",
+    )
+    service_name: str = Field(
+        "voicehost",
+        min_length=1,
+        description="The traces' service.name resource attribute.",
+    )

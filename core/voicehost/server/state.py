@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import attrs
 from aiohttp import web
 
+from voicehost import metrics
 from voicehost.config_model import ProviderConfig
 from voicehost.errors import VoicehostError
 from voicehost.server.call import Call
@@ -28,6 +29,7 @@ from voicehost.server.call_control import CallControl, CallControlError, CallRes
 from voicehost.server.events import (
     BOT_HANGUP,
     CALLER_HANGUP,
+    END_REASONS,
     TERMINAL_STATUSES,
     CallEvent,
     event_from_status,
@@ -167,6 +169,7 @@ class CallServer:
             collections.OrderedDict()
         )
         self._event_tasks: set[asyncio.Task[None]] = set()
+        metrics.track_live(self)  # voicehost_active_calls, voicehost_websocket_connections
 
     # --- calls -----------------------------------------------------------------------------
 
@@ -280,7 +283,8 @@ class CallServer:
     def emit(self, event: CallEvent) -> None:
         """Hand ``event`` to the handler's ``on_call_event`` (in its own task; errors are
         logged). Each kind is sent once per call; an ``answered`` event that brings
-        ``answered_by`` after one without is sent too."""
+        ``answered_by`` after one without is sent too. An ``ended`` event counts the call
+        in ``voicehost_calls_total``."""
         sent = self._events_sent.setdefault(event.call_sid, {})
         self._events_sent.move_to_end(event.call_sid)
         while len(self._events_sent) > _EVENT_MEMORY:
@@ -293,6 +297,9 @@ class CallServer:
         if event.kind != "ended" and "ended" in sent:
             return
         sent[event.kind] = event
+        if event.kind == "ended":
+            reason = event.reason if event.reason in END_REASONS else "other"
+            metrics.count_call_ended(event.direction, reason)
         task = asyncio.get_running_loop().create_task(self._send_event(event))
         self._event_tasks.add(task)
         task.add_done_callback(self._event_tasks.discard)

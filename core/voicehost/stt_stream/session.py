@@ -1,4 +1,10 @@
-"""The base class of streaming (WebSocket) STT sessions. See :mod:`voicehost.stt_stream`."""
+"""The base class of streaming (WebSocket) STT sessions. See :mod:`voicehost.stt_stream`.
+
+Counted in :mod:`voicehost.metrics` under the session's ``provider_id``: every drop of an open
+vendor socket (``voicehost_stt_reconnects_total``) and every failed connect try
+(``voicehost_vendor_errors_total`` with ``kind`` ``connect``: retried; ``auth``: credentials
+refused; ``refused``: another refusal retrying cannot fix).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Generic, Literal
 
+from voicehost import metrics
 from voicehost.contracts import TranscriptionRequest, TranscriptionSession
-from voicehost.errors import ProviderConnectionError, ProviderError
+from voicehost.errors import ProviderAuthError, ProviderConnectionError, ProviderError
 from voicehost.stt_stream.connect_errors import retryable
 from voicehost.stt_stream.settings import StreamingConfigT
 
@@ -257,7 +264,10 @@ class StreamingTranscriptionSession(TranscriptionSession, Generic[StreamingConfi
             except Exception as exc:
                 await self._discard_quietly()
                 if not retryable(exc):
+                    kind = "auth" if isinstance(exc, ProviderAuthError) else "refused"
+                    metrics.count_vendor_error(self.provider_id, kind)
                     raise
+                metrics.count_vendor_error(self.provider_id, "connect")
                 last = exc
                 log.warning(
                     "%s STT: connect try %d/%d failed: %s", self.provider_id, attempt, attempts, exc
@@ -298,6 +308,7 @@ class StreamingTranscriptionSession(TranscriptionSession, Generic[StreamingConfi
                 cause,
             )
             self.state = "reconnecting"
+            metrics.count_stt_reconnect(self.provider_id)
             if self._inflight is not None:  # its send failed: send it again first
                 self._pending.appendleft(self._inflight)
                 self._pending_bytes += len(self._inflight)

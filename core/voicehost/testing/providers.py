@@ -156,6 +156,10 @@ class FakeTranscriptionSession(TranscriptionSession):
         """Fire ``on_transcript(text)``."""
         self.request.callbacks.on_transcript(text)
 
+    def speech_end(self, silence_s: float = 0.0) -> None:
+        """Fire ``on_speech_end(silence_s)`` (the caller stopped speaking ``silence_s`` ago)."""
+        self.request.callbacks.on_speech_end(silence_s)
+
     async def wait_for_bytes(self, n: int, timeout: float = 10.0) -> bytes:  # noqa: ASYNC109
         """Wait until ``n`` bytes of audio arrived; returns them all."""
 

@@ -9,8 +9,9 @@ Audio path, per :meth:`WhisperSession.send_audio` chunk:
    a stateful soxr resampler when the host passes Twilio's μ-law 8 kHz through) and runs the
    :class:`~voicehost_whisper_stt.segmenter.Segmenter` (Silero VAD, ~0.1 ms of CPU per 32 ms
    window — cheap enough for the loop; no inference happens here).
-3. Its events become callbacks and jobs: ``on_speech_start`` at once; interim and final
-   transcripts are queued on the process-wide
+3. Its events become callbacks and jobs: ``on_speech_start`` at once, ``on_speech_end`` at
+   each endpoint (with the silence waited for, so the host knows when the caller really
+   stopped); interim and final transcripts are queued on the process-wide
    :class:`~voicehost_whisper_stt.scheduler.FairScheduler` and reported back on the loop
    through ``call_soon_threadsafe``.
 
@@ -237,7 +238,18 @@ class WhisperSession(TranscriptionSession):
                 self._void_speculation()
             elif isinstance(event, UtteranceEnded):
                 self._ended_utterance = event.utterance
+                self._speech_ended(event)
                 self._end_utterance(event)
+
+    def _speech_ended(self, event: UtteranceEnded) -> None:
+        """Tell the host the caller stopped speaking (``on_speech_end``, optional in the
+        contract: hosts before it lack the callback), with the silence heard since the last
+        voiced window, s: the endpointing wait (``min_silence_ms`` for a pause, less for a
+        length cut or a flush)."""
+        callback = getattr(self._callbacks, "on_speech_end", None)
+        if callback is not None:
+            silence_s = max(0, event.endpoint_ms - event.speech_end_ms) / 1000
+            self._report(callback, silence_s)
 
     def _void_speculation(self) -> None:
         if self._speculation is not None:
