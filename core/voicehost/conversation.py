@@ -4,11 +4,11 @@ every call and writes the call record.
 Per call (all on the event loop, nothing blocking it):
 
 * stream start → the call record is opened and the responder's greeting is spoken;
-* final transcript → recorded (role ``caller``, kind ``final``), answered by
-  ``responder.reply`` whose text is streamed straight into ``call.say`` (TTS starts on the
-  first sentence); the bot's text is recorded (kind ``greeting`` / ``reply``, at the time its
-  first piece arrived) as soon as the responder has finished producing it (or reached an
-  action);
+* final transcript → recorded (role ``caller``, kind ``final``) and answered by
+  ``responder.reply``, whose text is spoken **sentence by sentence**: each sentence is said
+  as its own reply (its own mark) as soon as it is complete, while the responder goes on
+  (:mod:`voicehost.conversation_speech`); the bot's text is recorded (kind ``greeting`` /
+  ``reply``, at the time its first piece arrived) once it has played;
 * key press → recorded (a ``dtmf`` event) and answered by ``responder.dtmf`` the same way;
 * actions in a reply stream run in order, each once the text before it has played:
   :class:`~voicehost.contracts.SendDtmf` → ``call.send_dtmf`` (a ``send_dtmf`` event; the
@@ -17,13 +17,25 @@ Per call (all on the event loop, nothing blocking it):
   failure is logged and recorded, and the call goes on),
   :class:`~voicehost.contracts.HangUp` → ``call.hangup(reason)``; nothing after a transfer or
   a hang-up is read;
-* a reply cut off by the caller speaking (the server's barge-in cancels it) → a ``barge_in``
-  event, and the rest of that reply (text and actions, a pending hang-up too) is dropped;
+* tool uses (:class:`~voicehost.contracts.ToolUse`) → two event turns, ``tool_call``
+  (``name(arguments)``) and ``tool_result`` (the result, ``error: …`` when it failed), and a
+  ``kind="tool"`` turn in the history, in stream order with the bot's text; never spoken;
+* a reply cut off by the caller speaking (the server's barge-in cancels what was queued) →
+  the responder's stream is closed, the bot turn keeps only the sentences that played (what
+  the caller heard; none: no turn), then a ``barge_in`` event; the rest of that reply (text
+  and actions, a pending hang-up too) is dropped;
 * call lifecycle events (ringing, answered, ended …, also of calls that never streamed) →
-  ``store.record_event``; call end → the record's end time and reason.
+  ``store.record_event``; call end → the record's end time and reason;
+* every answer is timed (:mod:`voicehost.conversation_timing`): the end of the caller's
+  speech (the STT provider's optional ``on_speech_end``, else the final's arrival), the
+  final, the responder's first text, the first bot audio. Once it is over the timings go to
+  the caller's ``final`` turn in the records, to :mod:`voicehost.metrics` (turn latency,
+  the responder's time to first text labelled ``responder_id``) and, with traces on
+  (:mod:`voicehost.tracing`), to a ``turn`` span under the call's ``call`` span.
 
 Responders see a :class:`~voicehost.contracts.CallContext` whose ``history`` holds every
-earlier caller and bot turn of the call, key presses as ``kind="dtmf"`` turns.
+earlier caller and bot turn of the call, key presses as ``kind="dtmf"`` turns and tool calls
+as ``kind="tool"`` turns. Records are written in the order the turns happened.
 """
 
 from __future__ import annotations
@@ -36,19 +48,22 @@ from collections.abc import AsyncIterator
 import attrs
 
 from voicehost.contracts import (
-    Action,
     CallContext,
     ConversationTurn,
-    HangUp,
     ReplyItem,
     Responder,
     SendDtmf,
     Transfer,
 )
+from voicehost.conversation_log import CallLog, LogEntry, TurnObserver
+from voicehost.conversation_speech import Sentence, Speech
+from voicehost.conversation_timing import Trigger, TurnTimer, observe
 from voicehost.errors import VoicehostError
 from voicehost.records import CallStore, TurnKind
-from voicehost.server import Call, CallHandler, PlaybackError, Reply, ReplyStatus
+from voicehost.server import Call, CallHandler
+from voicehost.server.call_stt import FinalTiming
 from voicehost.server.events import CallEvent
+from voicehost.tracing import CallTrace, Tracing
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +72,13 @@ _STATE_KEY = "voicehost.conversation"
 
 @attrs.define
 class _Conversation:
-    """Per-call state kept in ``call.state``."""
+    """Per-call state kept in ``call.state``: the responders' context, the history and
+    records (``log``), the responder streams being spoken and the call's trace."""
 
     context: CallContext
-    t0: float = attrs.field(factory=time.monotonic)
-    #: Replies (speech or tones) queued or playing, with what they are; a barge-in is
-    #: recorded once per reply.
-    playing: dict[Reply, str] = attrs.field(factory=dict)
-    barged: set[int] = attrs.field(factory=set)
-
-    def ms(self) -> int:
-        return round((time.monotonic() - self.t0) * 1000)
-
-
-@attrs.define
-class _BotText:
-    """The bot's text up to the next action: its pieces and when the first came (ms)."""
-
-    kind: TurnKind
-    parts: list[str] = attrs.field(factory=list)
-    started_ms: int | None = None
+    log: CallLog
+    speeches: set[Speech] = attrs.field(factory=set)
+    trace: CallTrace | None = None
 
 
 class ResponderCallHandler(CallHandler):
@@ -85,55 +87,84 @@ class ResponderCallHandler(CallHandler):
     Args:
         responder: the process's responder (``ResponderProvider.create(config)``).
         store: the call record store, or None to keep no records.
+        responder_id: the responder's provider id (the ``provider`` label of
+            ``voicehost_responder_first_token_seconds``); default: the responder's class
+            name.
+        tracing: where the calls' and turns' spans go (traces on), or None.
     """
 
-    def __init__(self, responder: Responder, store: CallStore | None = None) -> None:
+    def __init__(
+        self,
+        responder: Responder,
+        store: CallStore | None = None,
+        *,
+        responder_id: str = "",
+        tracing: Tracing | None = None,
+    ) -> None:
         self.responder = responder
         self.store = store
+        self.responder_id = responder_id or type(responder).__name__
+        self.tracing = tracing
+        #: told of every turn as it is written (``CallLog`` observers: the live monitor)
+        self.turn_observers: list[TurnObserver] = []
 
     # --- CallHandler ---------------------------------------------------------------------
 
     async def on_call_start(self, call: Call) -> None:
         """Record the call's start and speak the responder's greeting (recorded as a
         ``greeting`` turn once it has played or been cut off)."""
-        conv = _Conversation(
-            CallContext(
+        context = CallContext(
+            call_sid=call.call_sid,
+            stream_sid=call.stream_sid,
+            from_number=call.from_,
+            to_number=call.to,
+            direction=call.direction,
+            answered_by=call.answered_by,
+        )
+        log_ = CallLog(call.call_sid, self.store, context.history, self.turn_observers)
+        conv = _Conversation(context, log_)
+        if self.tracing is not None:
+            conv.trace = self.tracing.start_call(
                 call_sid=call.call_sid,
                 stream_sid=call.stream_sid,
-                from_number=call.from_,
-                to_number=call.to,
                 direction=call.direction,
-                answered_by=call.answered_by,
+                started_at=getattr(call, "started_at", None),
             )
-        )
         call.state[_STATE_KEY] = conv
         if self.store is not None:
             self.store.start_call(
                 call.call_sid, stream_sid=call.stream_sid, from_number=call.from_, to_number=call.to
             )
-        await self._speak(call, conv, "greeting", self.responder.greeting(self._view(conv)))
+        timer = TurnTimer("greeting")
+        greeting = self.responder.greeting(self._view(conv))
+        await self._speak(call, conv, "greeting", greeting, timer)
 
     async def on_transcript(self, call: Call, text: str) -> None:
         """Record the caller's final transcript and speak the responder's reply to it (the
-        responder sees the history without this transcript). Blank text is ignored."""
+        responder sees the history without this transcript). Blank text is ignored. The
+        turn's timings start from the final's arrival and the end of speech before it, as the
+        call's STT session noted them (the ``<Gather>`` fallback's finals: from now)."""
         conv = self._conversation(call)
+        heard = _final_timing(call, text)
         text = text.strip()
         if conv is None or not text:
             return
         view = self._view(conv)  # history without the transcript being answered
-        self._record(
-            call, conv, "caller", "final", text, conv.ms(), ConversationTurn("caller", text)
-        )
-        await self._speak(call, conv, "reply", self.responder.reply(view, text))
+        timer = _timer("speech", heard)
+        turn = ConversationTurn("caller", text)
+        timings = timer.timings(conv.log.ms_at)
+        entry = conv.log.add("caller", "final", text, turn=turn, timings=timings)
+        timer.asked_at = time.monotonic()
+        await self._speak(call, conv, "reply", self.responder.reply(view, text), timer, entry)
 
     async def on_speech_start(self, call: Call) -> None:
-        """The server has already done the barge-in (cancelled what played); record it."""
+        """The server has already done the barge-in (cancelled what was queued): each reply
+        it cut off keeps what the caller heard, and the barge-in is recorded."""
         conv = self._conversation(call)
         if conv is None:
             return
-        for reply, what in list(conv.playing.items()):
-            if reply.status is ReplyStatus.CANCELLED:
-                self._record_barge_in(call, conv, reply, what)
+        for speech in list(conv.speeches):
+            speech.barged_in()
 
     async def on_dtmf(self, call: Call, digit: str) -> None:
         """Record the key press (a ``dtmf`` event turn; a ``kind="dtmf"`` caller turn in the
@@ -145,12 +176,18 @@ class ResponderCallHandler(CallHandler):
             return
         view = self._view(conv)
         turn = ConversationTurn("caller", digit, kind="dtmf")
-        self._record(call, conv, "event", "dtmf", digit, conv.ms(), turn)
-        await self._speak(call, conv, "reply", self.responder.dtmf(view, digit))
+        conv.log.add("event", "dtmf", digit, turn=turn)
+        timer = _timer("dtmf", None)
+        await self._speak(call, conv, "reply", self.responder.dtmf(view, digit), timer)
 
     async def on_call_end(self, call: Call, reason: str) -> None:
-        """Record the call's end and its ``reason``."""
-        if self.store is not None and _STATE_KEY in call.state:
+        """Record the call's end and its ``reason`` (after every turn still waiting)."""
+        conv = self._conversation(call)
+        if conv is not None:
+            conv.log.close()
+            if conv.trace is not None:
+                conv.trace.end(reason)
+        if self.store is not None and conv is not None:
             self.store.end_call(call.call_sid, reason)
 
     async def on_call_event(self, event: CallEvent) -> None:
@@ -183,220 +220,131 @@ class ResponderCallHandler(CallHandler):
         """A snapshot of the context for one responder call (``state`` is shared)."""
         return attrs.evolve(conv.context, history=list(conv.context.history))
 
-    def _record(
+    async def _speak(
         self,
         call: Call,
         conv: _Conversation,
-        role: str,
         kind: TurnKind,
-        text: str,
-        at_ms: int,
-        turn: ConversationTurn | None = None,
+        stream: AsyncIterator[ReplyItem],
+        timer: TurnTimer,
+        entry: LogEntry | None = None,
     ) -> None:
-        """Store one turn; append ``turn`` (what responders see of it) to the history."""
-        if turn is not None:
-            conv.context.history.append(turn)
-        if self.store is not None:
-            self.store.add_turn(call.call_sid, role, kind, text, at_ms)  # type: ignore[arg-type]
+        """Speak a responder stream sentence by sentence and run its actions, in order;
+        record all of it, and report its timings (``timer``; the caller's final turn
+        ``entry`` gets them in the records).
 
-    def _record_barge_in(self, call: Call, conv: _Conversation, reply: Reply, what: str) -> None:
-        """Record once that the caller cut ``reply`` off. Called from ``on_speech_start`` or,
-        whichever runs first, from the reply's own task: both run right after the server's
-        barge-in, so now is the speech start."""
-        if reply.id in conv.barged:
-            return
-        conv.barged.add(reply.id)
-        self._record(call, conv, "event", "barge_in", f"{what} cut off", conv.ms())
-
-    def _record_bot(self, call: Call, conv: _Conversation, text: _BotText) -> None:
-        """Record the bot text produced so far (if any) and start a new one."""
-        if not text.parts:
-            return
-        said = "".join(text.parts).strip()
-        at_ms = text.started_ms if text.started_ms is not None else conv.ms()
-        text.parts, text.started_ms = [], None
-        if said:
-            self._record(call, conv, "bot", text.kind, said, at_ms, ConversationTurn("bot", said))
-
-    async def _speak(
-        self, call: Call, conv: _Conversation, kind: TurnKind, stream: AsyncIterator[ReplyItem]
-    ) -> None:
-        """Speak a responder stream and run its actions, in order; record all of it.
-
-        The responder is read by its own task as fast as it produces (not at the pace the
-        TTS consumes sentences), so its text is recorded as soon as it is complete; after a
-        :class:`SendDtmf` the reading waits until the tones have played. That task is
+        The responder is read by its own task as fast as it produces (:class:`Speech`);
+        each sentence is said once complete, with at most ``AHEAD`` queued behind the one
+        playing; an action waits until the text before it has played, and after a
+        :class:`SendDtmf` the reading waits until the tones have played. The reading is
         cancelled, closing the responder's stream, when the reply is cut off or the call
-        ends.
+        ends. Returns once everything said has played (or was cut off).
         """
-        text = _BotText(kind)
-        items: asyncio.Queue[ReplyItem | None] = asyncio.Queue()
-        resume = asyncio.Event()
-
-        async def read() -> None:
-            try:
-                while (item := await self._next_item(call, conv, text, stream)) is not None:
-                    if not isinstance(item, str):
-                        self._record_bot(call, conv, text)  # the text before the action
-                    items.put_nowait(item)
-                    if isinstance(item, HangUp | Transfer):
-                        return
-                    if isinstance(item, SendDtmf):
-                        resume.clear()
-                        await resume.wait()
-            finally:
-                items.put_nowait(None)
-                self._record_bot(call, conv, text)
-                await _aclose(stream)
-
-        reader = asyncio.get_running_loop().create_task(read(), name=f"responder-{kind}")
-        cut: tuple[Reply, str] | None = None  # what the caller cut off
+        speech = Speech(call, conv.log, kind, stream, timer)
+        conv.speeches.add(speech)
+        speech.start()
         try:
-            item = await items.get()
-            while item is not None and call.end_reason is None:
-                if isinstance(item, str):
-                    status, reply, item = await self._say_text(call, conv, kind, item, items)
-                    if status is ReplyStatus.CANCELLED:
-                        cut = (reply, kind) if reply is not None else None
+            while call.end_reason is None:
+                item = await speech.next()
+                if item is None:  # the end of the stream, or cut off
+                    await speech.drain()
+                    break
+                if isinstance(item, Sentence):
+                    if not await speech.say(item):
                         break
-                elif isinstance(item, SendDtmf):
-                    status, reply = await self._press(call, conv, item.digits)
-                    if status is ReplyStatus.CANCELLED:
-                        cut = (reply, "send_dtmf") if reply is not None else None
+                    continue
+                if not await speech.drain():  # an action: the text before it played first
+                    break
+                if isinstance(item, SendDtmf):
+                    if not await self._press(call, conv, speech, item.digits):
                         break
-                    resume.set()
-                    item = await items.get()
+                    speech.resume.set()
                 elif isinstance(item, Transfer):
                     await self._transfer(call, conv, item.to)
                     break
                 else:
                     await call.hangup(item.reason)
                     break
-        finally:  # cut off, failed or the call ended: stop the responder, record its text
-            if not reader.done():
-                reader.cancel()
-            await asyncio.wait([reader])  # never raises the reader's own cancellation
-        if cut is not None and call.end_reason is None:
-            self._record_barge_in(call, conv, *cut)  # if on_speech_start did not yet
-
-    async def _say_text(
-        self,
-        call: Call,
-        conv: _Conversation,
-        kind: TurnKind,
-        first: str,
-        items: asyncio.Queue[ReplyItem | None],
-    ) -> tuple[ReplyStatus, Reply | None, ReplyItem | None]:
-        """Speak ``first`` and the text pieces after it in ``items`` as one reply, until an
-        action or the end. Returns ``(status, reply, the action or None that ended the
-        text)``; after ``CANCELLED`` the last is None and ``items`` is left as it is."""
-        ended: list[ReplyItem | None] = []
-
-        async def pieces() -> AsyncIterator[str]:
-            yield first
-            while isinstance(piece := await items.get(), str):
-                yield piece
-            ended.append(piece)
-
-        source = pieces()
-        status, reply = ReplyStatus.FAILED, None
-        try:
-            reply = call.say(source)
-        except PlaybackError as exc:
-            log.warning("call %s: cannot speak the %s (%s)", call, kind, exc)
-            async for _ in source:
-                pass
-        else:
-            conv.playing[reply] = kind
+        finally:  # done, cut off, failed or the call ended: stop the responder, settle
             try:
-                status = await reply
-            except Exception as exc:
-                log.warning("call %s: the %s failed to play: %s", call, kind, exc)
-            finally:
-                del conv.playing[reply]
-                await _aclose(source)
-        if status is ReplyStatus.CANCELLED:
-            return status, reply, None
-        if not ended:  # it failed part-way: skip the rest of this text
-            while isinstance(item := await items.get(), str):
-                pass
-            ended.append(item)
-        return status, reply, ended[0]
+                await speech.stop()
+            finally:  # the call's end may cancel this task while it stops
+                conv.speeches.discard(speech)
+                self._report(conv, timer, entry)
 
-    async def _press(
-        self, call: Call, conv: _Conversation, digits: str
-    ) -> tuple[ReplyStatus, Reply | None]:
+    def _report(self, conv: _Conversation, timer: TurnTimer, entry: LogEntry | None) -> None:
+        """An answer is over: its timings go to the metrics, the caller's final turn
+        (``entry``) and the call's trace."""
+        observe(timer, self.responder_id)
+        if entry is not None:
+            conv.log.set_timings(entry, timer.timings(conv.log.ms_at))
+        if conv.trace is not None:
+            latency = timer.turn_latency()
+            first_token = None
+            if timer.first_token_at is not None:
+                first_token = round((timer.first_token_at - timer.asked_at) * 1000)
+            conv.trace.turn(
+                timer.start_at,
+                timer.ended_at if timer.ended_at is not None else time.monotonic(),
+                timer.stages(),
+                {
+                    "voicehost.turn.trigger": timer.trigger,
+                    "voicehost.turn.latency_ms": None if latency is None else round(latency * 1e3),
+                    "voicehost.turn.first_token_ms": first_token,
+                    "voicehost.turn.cut_off": timer.cut_off,
+                    "voicehost.responder": self.responder_id,
+                },
+            )
+
+    async def _press(self, call: Call, conv: _Conversation, speech: Speech, digits: str) -> bool:
         """Play ``digits`` as DTMF tones (a ``send_dtmf`` event) and wait until they played.
-        A call that cannot play them is logged: ``(FAILED, None)``."""
-        at_ms = conv.ms()
+        Returns False when the caller cut them off; keys the call cannot play are logged and
+        skipped (True: the reply goes on)."""
+        at_ms = conv.log.ms()
         try:
             reply = call.send_dtmf(digits)
         except (VoicehostError, ValueError) as exc:
             log.warning("call %s: cannot press %s (%s)", call, digits, exc)
-            return ReplyStatus.FAILED, None
+            return True
         turn = ConversationTurn("bot", digits, kind="dtmf")
-        self._record(call, conv, "event", "send_dtmf", digits, at_ms, turn)
-        conv.playing[reply] = "send_dtmf"
-        try:
-            return await reply, reply
-        except Exception as exc:
-            log.warning("call %s: the keys %s failed to play: %s", call, digits, exc)
-            return ReplyStatus.FAILED, reply
-        finally:
-            del conv.playing[reply]
+        conv.log.add("event", "send_dtmf", digits, at_ms, turn)
+        return await speech.play_tones(reply)
 
     async def _transfer(self, call: Call, conv: _Conversation, to: str) -> None:
         """Hand the call to ``to`` (a ``transfer`` event). When the call cannot be
         transferred (no REST credentials, Twilio refused) that is logged and recorded as a
         second ``transfer`` event, ``failed: <why>``, and the call goes on."""
-        self._record(call, conv, "event", "transfer", to, conv.ms())
+        conv.log.add("event", "transfer", to)
         try:
             await call.transfer(to)
         except VoicehostError as exc:
             log.warning("call %s: transfer to %s failed: %s; the call goes on", call, to, exc)
-            self._record(call, conv, "event", "transfer", f"failed: {exc}", conv.ms())
-
-    async def _next_item(
-        self, call: Call, conv: _Conversation, text: _BotText, stream: AsyncIterator[ReplyItem]
-    ) -> ReplyItem | None:
-        """The next action or non-empty text piece of ``stream`` (added to ``text``); None
-        at its end. A responder that raises is logged and its reply ends there (the call
-        goes on); an item that is neither text nor an action is logged and skipped."""
-        while True:
-            try:
-                item = await anext(stream)
-            except StopAsyncIteration:
-                return None
-            except Exception:
-                log.exception("call %s: the responder failed; the %s ends here", call, text.kind)
-                return None
-            if isinstance(item, Action):
-                return item
-            if not isinstance(item, str):
-                log.warning("call %s: responder yielded %r, not text or an action", call, item)
-                continue
-            if item:
-                if text.started_ms is None:
-                    text.started_ms = conv.ms()
-                text.parts.append(item)
-                return item
+            conv.log.add("event", "transfer", f"failed: {exc}")
 
     async def aclose(self) -> None:
-        """Close the responder and the record store (at server shutdown). Idempotent."""
+        """Close the responder, the record store and the tracing (exporting the spans still
+        waiting) at server shutdown. Idempotent."""
         try:
             await self.responder.aclose()
         finally:
             if self.store is not None:
                 await self.store.aclose()
+            if self.tracing is not None:
+                await asyncio.to_thread(self.tracing.shutdown)
 
 
-async def _aclose(stream: object) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:  # a responder failing while closing must not end the call
-            log.debug("closing a responder stream failed", exc_info=True)
+def _final_timing(call: Call, text: str) -> FinalTiming | None:
+    """The timing the call's STT session noted for the final ``text`` (None: no session, or
+    a final not from it)."""
+    transcription = getattr(call, "transcription", None)
+    return transcription.take_final(text) if transcription is not None else None
+
+
+def _timer(trigger: Trigger, heard: FinalTiming | None) -> TurnTimer:
+    """A timer for an answer to a final (``heard``: its timing) or a key press (now)."""
+    if heard is None:
+        return TurnTimer(trigger, final_at=time.monotonic())
+    return TurnTimer(trigger, final_at=heard.final_at, speech_end_at=heard.speech_end_at)
 
 
 __all__ = ["ResponderCallHandler"]

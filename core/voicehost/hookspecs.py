@@ -24,7 +24,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from voicehost.contracts import ResponderProvider, SpeechProvider, TranscriptionProvider
+    from voicehost.contracts import ResponderProvider, SpeechProvider, Tool, TranscriptionProvider
 
 PROJECT_NAME = "voicehost"
 
@@ -52,6 +52,14 @@ def register_responders(register: Callable[[ResponderProvider], None]) -> None:
     ``[responder] provider = "<id>"`` gets its parsed ``[responder.<id>]`` table. The built-ins
     (``scripted``, ``webhook``) register from :mod:`voicehost.responders.builtin`.
     """
+
+
+@hookspec
+def register_tools(register: Callable[[Tool], None]) -> None:
+    """Register tools a responder's model may call: call ``register(tool)`` once per
+    :class:`voicehost.Tool`. Tool names are unique in the process (a name another plugin took,
+    or anything but a ``Tool``, fails this plugin). The host hands every tool to the responder
+    at start-up (``Responder.use_tools``); the responder decides which to offer its model."""
 
 
 @hookspec

@@ -16,10 +16,13 @@ Selection, strongest first:
    (all installed but these).
 3. Otherwise every installed plugin loads.
 
-A plugin that raises on import, fails pluggy's validation, implements an unknown hook, or
-raises inside a registration hook is recorded as ``failed`` with its error, reported in one
-line on stderr, and skipped. ``VOICEHOST_STRICT_PLUGINS=1`` (or ``strict=True``) turns any of
-these into a :class:`~voicehost.errors.PluginError`.
+Tools (``register_tools``) are collected into :attr:`PluginHost.tools`, by name.
+
+A plugin that raises on import, fails pluggy's validation, implements an unknown hook, raises
+inside a registration hook, or registers a provider id or tool name another plugin took (or
+something that is not a :class:`~voicehost.Tool` as a tool) is recorded as ``failed`` with
+its error, reported in one line on stderr, and skipped. ``VOICEHOST_STRICT_PLUGINS=1`` (or
+``strict=True``) turns any of these into a :class:`~voicehost.errors.PluginError`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pydantic import Field, model_validator
 
 from voicehost import hookspecs
 from voicehost.config_model import ConfigModel, parse_table
+from voicehost.contracts import Tool
 from voicehost.errors import ConfigError, PluginError
 
 ENTRY_POINT_GROUP = "voicehost"
@@ -76,6 +80,9 @@ KIND_HOOKS: dict[ProviderKind, str] = {
     "tts": "register_speech_providers",
     "responder": "register_responders",
 }
+#: What a plugin registers: a provider kind, or ``"tool"`` (``register_tools``).
+RegistryKind = ProviderKind | Literal["tool"]
+TOOLS_HOOK = "register_tools"
 
 _reported: set[str] = set()
 
@@ -90,6 +97,7 @@ class PluginRecord:
         entry_point: ``"<entry point name> = <module[:attr]>"``.
         status: ``loaded``, ``disabled`` (not imported) or ``failed``.
         providers: provider ids it registered, by kind (``stt``, ``tts``, ``responder``).
+        tools: names of the tools it registered.
         hooks: names of the hooks it implements (empty unless imported).
         error: ``"ExceptionType: message"`` for a failed plugin.
     """
@@ -101,6 +109,7 @@ class PluginRecord:
     providers: dict[str, list[str]] = attrs.field(
         factory=lambda: {"stt": [], "tts": [], "responder": []}
     )
+    tools: list[str] = attrs.field(factory=list)
     hooks: list[str] = attrs.field(factory=list)
     error: str | None = None
 
@@ -112,6 +121,7 @@ class PluginRecord:
             "status": self.status,
             "entry_point": self.entry_point,
             "providers": {kind: sorted(ids) for kind, ids in self.providers.items()},
+            "tools": sorted(self.tools),
             "hooks": sorted(self.hooks),
             "error": self.error,
         }
@@ -185,6 +195,7 @@ class PluginHost:
         transcription_providers: STT providers by id.
         speech_providers: TTS providers by id.
         responders: responder providers by id.
+        tools: tools by name (``register_tools``), for the responder (``use_tools``).
         strict: raise :class:`PluginError` instead of recording a failure.
     """
 
@@ -196,21 +207,24 @@ class PluginHost:
         self.transcription_providers: dict[str, Any] = {}
         self.speech_providers: dict[str, Any] = {}
         self.responders: dict[str, Any] = {}
-        self._owners: dict[tuple[str, str], str] = {}
+        self.tools: dict[str, Tool] = {}
+        self._owners: dict[tuple[RegistryKind, str], str] = {}
         self._report = report or _report_stderr
 
     # -- registries --------------------------------------------------------------------
 
-    def registry(self, kind: ProviderKind) -> dict[str, Any]:
-        """The id → provider mapping of ``kind``."""
+    def registry(self, kind: RegistryKind) -> dict[str, Any]:
+        """The id → provider mapping of ``kind`` (``"tool"``: name → tool)."""
         return {
             "stt": self.transcription_providers,
             "tts": self.speech_providers,
             "responder": self.responders,
+            "tool": self.tools,
         }[kind]
 
-    def owner(self, kind: ProviderKind, provider_id: str) -> str | None:
-        """The plugin name that registered provider ``provider_id`` of ``kind``."""
+    def owner(self, kind: RegistryKind, provider_id: str) -> str | None:
+        """The plugin name that registered provider ``provider_id`` of ``kind`` (or the tool
+        named ``provider_id``, for ``"tool"``)."""
         return self._owners.get((kind, provider_id))
 
     # -- loading -----------------------------------------------------------------------
@@ -293,23 +307,23 @@ class PluginHost:
             self._fail(record, exc)
             return
         record.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
-        for kind, hook_name in KIND_HOOKS.items():
+        kinds: list[tuple[RegistryKind, str]] = [*KIND_HOOKS.items(), ("tool", TOOLS_HOOK)]
+        for kind, hook_name in kinds:
             if not self._collect(plugin, record, kind, hook_name):
                 return
 
-    def _collect(self, plugin: object, record: PluginRecord, kind: ProviderKind, hook: str) -> bool:
+    def _collect(self, plugin: object, record: PluginRecord, kind: RegistryKind, hook: str) -> bool:
         caller = getattr(self.pm.hook, hook)
         registry = self.registry(kind)
         added: list[str] = []
 
         def register(provider: Any) -> None:
-            provider_id = getattr(provider, "id", None)
-            if not isinstance(provider_id, str) or not provider_id:
-                raise PluginError(f"{type(provider).__name__} has no string 'id'")
+            provider_id = _registered_id(kind, provider)
             owner = self._owners.get((kind, provider_id))
             if owner is not None or provider_id in added:
+                what = "tool name" if kind == "tool" else f"{kind} provider id"
                 raise PluginError(
-                    f"{kind} provider id {provider_id!r} is registered by both "
+                    f"{what} {provider_id!r} is registered by both "
                     f"{owner or record.name} and {record.name}"
                 )
             added.append(provider_id)
@@ -327,7 +341,10 @@ class PluginHost:
                     self._owners.pop((kind, provider_id), None)
                 self._fail(record, exc)
                 return False
-        record.providers[kind] = sorted(added)
+        if kind == "tool":
+            record.tools = sorted(added)
+        else:
+            record.providers[kind] = sorted(added)
         return True
 
     def _fail(self, record: PluginRecord, exc: BaseException) -> None:
@@ -335,11 +352,16 @@ class PluginHost:
         record.status = "failed"
         record.error = _error_text(exc)
         self.records[record.name] = record
+        # imported here, on failure only: list-plugins must not pay for prometheus-client
+        from voicehost import metrics
+
+        metrics.count_plugin_load_failure()
         for (kind, provider_id), owner in list(self._owners.items()):
             if owner == record.name:
-                self.registry(kind).pop(provider_id, None)  # type: ignore[arg-type]
+                self.registry(kind).pop(provider_id, None)
                 del self._owners[(kind, provider_id)]
         record.providers = {"stt": [], "tts": [], "responder": []}
+        record.tools = []
         plugin = self.pm.get_plugin(record.name)
         if plugin is not None:
             self.pm.unregister(plugin)
@@ -364,6 +386,22 @@ class PluginHost:
     def sorted_records(self) -> list[PluginRecord]:
         """Records sorted by plugin name."""
         return [self.records[name] for name in sorted(self.records)]
+
+
+def _registered_id(kind: RegistryKind, item: Any) -> str:
+    """The id of a provider (its ``id``) or the name of a tool a hook registered.
+
+    Raises:
+        PluginError: a provider without a string ``id``, or a tool that is not a ``Tool``.
+    """
+    if kind == "tool":
+        if not isinstance(item, Tool):
+            raise PluginError(f"register_tools takes a voicehost.Tool, not {type(item).__name__}")
+        return item.name
+    provider_id = getattr(item, "id", None)
+    if not isinstance(provider_id, str) or not provider_id:
+        raise PluginError(f"{type(item).__name__} has no string 'id'")
+    return provider_id
 
 
 def _dist_name(ep: EntryPoint) -> str:

@@ -326,14 +326,15 @@ async def test_bad_actions_speak_the_apology(bot, caplog, answer, cause):
 class FakeReply:
     """What ``say``/``send_dtmf`` return: awaitable, resolved when the fake has 'played' it."""
 
-    def __init__(self, reply_id: int) -> None:
-        self.id = reply_id
+    def __init__(self, reply_id: int, text: str = "") -> None:
+        self.id, self.text = reply_id, text
         self.status = ReplyStatus.PENDING
         self._done = asyncio.get_running_loop().create_future()
 
     def resolve(self, status: ReplyStatus) -> None:
-        self.status = status
-        self._done.set_result(status)
+        if not self._done.done():
+            self.status = status
+            self._done.set_result(status)
 
     def __await__(self):
         return self._done.__await__()
@@ -341,8 +342,10 @@ class FakeReply:
 
 class FakeCall:
     """The part of ``voicehost.server.Call`` the conversation uses. ``log`` lists what the
-    caller got, in order: a spoken text once it has played, keys and transfers when asked.
-    Replies numbered in ``cut`` are cut off by the caller after their first piece."""
+    caller got, in order: each spoken sentence once it has played (one at a time, first in
+    first out, like the server's playback), keys and transfers when asked. A reply numbered
+    in ``cut`` is cut off by the caller as it plays: it and every reply queued behind it are
+    cancelled, as the server's barge-in does."""
 
     def __init__(self, *, cut=(), transfer_error=None, dtmf_error=None) -> None:
         self.call_sid, self.stream_sid = "CA" + "f" * 32, "MZ" + "f" * 32
@@ -353,27 +356,34 @@ class FakeCall:
         self.log: list[tuple[str, str]] = []
         self.cut, self.transfer_error, self.dtmf_error = set(cut), transfer_error, dtmf_error
         self.replies: list[FakeReply] = []
-        self._tasks: set[asyncio.Task] = set()
+        self._queue: list[FakeReply] = []
+        self._player: asyncio.Task | None = None
 
-    def _reply(self) -> FakeReply:
-        reply = FakeReply(len(self.replies) + 1)
+    def _reply(self, text: str = "") -> FakeReply:
+        reply = FakeReply(len(self.replies) + 1, text)
         self.replies.append(reply)
         return reply
 
-    def say(self, source) -> FakeReply:
-        reply = self._reply()
-
-        async def play() -> None:
-            if reply.id in self.cut:
-                self.log.append(("cut", await anext(source)))
-                reply.resolve(ReplyStatus.CANCELLED)
-                return
-            self.log.append(("say", "".join([piece async for piece in source])))
-            reply.resolve(ReplyStatus.PLAYED)
-
-        task = asyncio.get_running_loop().create_task(play())
-        self._tasks.add(task)
+    def say(self, text: str) -> FakeReply:
+        assert isinstance(text, str), "the conversation says one sentence at a time"
+        reply = self._reply(text)
+        self._queue.append(reply)
+        if self._player is None or self._player.done():
+            self._player = asyncio.get_running_loop().create_task(self._play())
         return reply
+
+    async def _play(self) -> None:
+        while self._queue:
+            await asyncio.sleep(0)  # playing takes a moment: more may be queued meanwhile
+            reply = self._queue.pop(0)
+            if reply.id in self.cut:  # the caller talks over it: a barge-in
+                self.log.append(("cut", reply.text))
+                for cancelled in [reply, *self._queue]:
+                    cancelled.resolve(ReplyStatus.CANCELLED)
+                self._queue.clear()
+                return
+            self.log.append(("say", reply.text))
+            reply.resolve(ReplyStatus.PLAYED)
 
     def send_dtmf(self, digits: str) -> FakeReply:
         if self.dtmf_error is not None:
@@ -405,7 +415,7 @@ class FakeStore:
     def start_call(self, call_sid, **numbers) -> None:
         self.started = (call_sid, numbers)
 
-    def add_turn(self, call_sid, role, kind, text, at_ms) -> None:
+    def add_turn(self, call_sid, role, kind, text, at_ms, timings=None) -> None:
         self.turns.append((role, kind, text))
 
     def end_call(self, call_sid, reason) -> None:
@@ -454,9 +464,9 @@ async def test_actions_run_in_order_each_after_the_text_before_it_played():
     handler, call = await started(script)
     await handler.on_transcript(call, "go")
     assert call.log == [
-        ("say", "Pressing one. "),
+        ("say", "Pressing one."),
         ("keys", "1"),
-        ("say", "Now two. "),
+        ("say", "Now two."),
         ("keys", "2w#"),
         ("say", "Done."),
     ]
@@ -485,7 +495,7 @@ async def test_transfer_and_hang_up_end_the_reply():
     )
     handler, call = await started(script)
     await handler.on_transcript(call, "agent")
-    assert call.log == [("say", "Connecting. "), ("transfer", TARGET), ("hangup", "transferred")]
+    assert call.log == [("say", "Connecting."), ("transfer", TARGET), ("hangup", "transferred")]
     assert handler.store.turns[-2:] == [
         ("bot", "reply", "Connecting."),
         ("event", "transfer", TARGET),
@@ -494,7 +504,7 @@ async def test_transfer_and_hang_up_end_the_reply():
 
     handler, call = await started(script)
     await handler.on_transcript(call, "bye")
-    assert call.log == [("say", "Bye. "), ("hangup", "bot-hangup")]
+    assert call.log == [("say", "Bye."), ("hangup", "bot-hangup")]
 
 
 async def test_a_key_press_is_recorded_and_answered_by_responder_dtmf():
@@ -510,7 +520,7 @@ async def test_a_key_press_is_recorded_and_answered_by_responder_dtmf():
         "5",
         [ConversationTurn("caller", "hi"), ConversationTurn("bot", "Hello.")],
     )
-    assert call.log == [("say", "Hello."), ("say", "Five. "), ("keys", "5"), ("hangup", "done")]
+    assert call.log == [("say", "Hello."), ("say", "Five."), ("keys", "5"), ("hangup", "done")]
     # ... which is in it afterwards, as a key-press turn of the caller.
     history = call.state["voicehost.conversation"].context.history
     assert history[2:] == [
@@ -537,22 +547,26 @@ async def test_keys_a_responder_ignores_are_only_recorded():
 
 async def test_barge_in_during_text_drops_the_rest_of_the_reply():
     script = Script(replies={"go": ["First. ", "more. ", SendDtmf("1"), "Second.", HANG_UP]})
-    handler, call = await started(script, cut={1})
+    handler, call = await started(script, cut={2})  # cut off during its second sentence
     await handler.on_transcript(call, "go")
-    assert call.log == [("cut", "First. ")]  # no keys, no second text, no hang-up
+    assert call.log == [("say", "First."), ("cut", "more.")]  # no keys, no more text, no hang-up
     assert call.end_reason is None
+    # The bot turn holds what the caller heard: the first sentence.
     assert handler.store.turns == [
         ("caller", "final", "go"),
-        ("bot", "reply", "First. more."),
+        ("bot", "reply", "First."),
         ("event", "barge_in", "reply cut off"),
     ]
+    history = call.state["voicehost.conversation"].context.history
+    assert history[-1] == ConversationTurn("bot", "First.")
+    assert script.closed == ["go"]
 
 
 async def test_barge_in_during_tones_drops_the_rest_of_the_reply():
     script = Script(replies={"go": ["Pressing. ", SendDtmf("123"), "Pressed.", HANG_UP]})
     handler, call = await started(script, cut={2})
     await handler.on_transcript(call, "go")
-    assert call.log == [("say", "Pressing. "), ("keys", "123")]
+    assert call.log == [("say", "Pressing."), ("keys", "123")]
     assert call.end_reason is None
     assert handler.store.turns[-2:] == [
         ("event", "send_dtmf", "123"),
@@ -582,7 +596,7 @@ async def test_keys_that_cannot_be_played_are_skipped_and_the_reply_goes_on(capl
     with caplog.at_level(logging.WARNING, logger="voicehost.conversation"):
         await handler.on_transcript(call, "go")
     assert "cannot press 1 (the call has ended)" in caplog.text
-    assert call.log == [("say", "One. "), ("say", "Two.")]
+    assert call.log == [("say", "One."), ("say", "Two.")]
     assert ("event", "send_dtmf", "1") not in handler.store.turns
 
 

@@ -46,7 +46,10 @@ def test_list_plugins_json_schema_and_order(runner, make_dist):
     names = [e["name"] for e in entries]
     assert names == sorted(names)
     good = by_name(result.stdout)["vh-cli-good"]
-    assert set(good) == {"name", "version", "status", "entry_point", "providers", "hooks", "error"}
+    assert set(good) == {
+        "name", "version", "status", "entry_point", "providers", "tools", "hooks", "error"
+    }  # fmt: skip
+    assert good["tools"] == []
     assert good["status"] == "loaded"
     assert good["providers"]["stt"] == ["clistt"]
     assert good["providers"]["tts"] == ["clitts"]
@@ -65,9 +68,10 @@ def test_list_plugins_text_table(runner, make_dist, monkeypatch):
     result = runner.invoke(cli, ["list-plugins"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "ERROR"]
+    header = ["PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "TOOLS", "ERROR"]
+    assert lines[0].split() == header
     good = next(line for line in lines if line.startswith("vh-cli-good"))
-    assert good.split()[:5] == ["vh-cli-good", "1.0", "loaded", "clistt", "clitts"]
+    assert good.split()[:7] == ["vh-cli-good", "1.0", "loaded", "clistt", "clitts", "-", "-"]
     off = next(line for line in lines if line.startswith("vh-cli-off"))
     assert off.split()[:3] == ["vh-cli-off", "1.0", "disabled"]
 

@@ -91,6 +91,11 @@ BROKEN: list[tuple[str, str]] = [
         "[stt.whisper] modle: unknown key (did you mean 'model'?)",
     ),
     ("[stt\nprovider = 1", "is not valid TOML"),
+    (  # the responder's own check, run when it is made: a tool no plugin registered
+        '[responder]\nprovider = "openai"\n[responder.openai]\napi_key = ""\n'
+        'base_url = "http://127.0.0.1:9/v1"\ntools = ["hangup", "book_table"]',
+        "book_table",
+    ),
 ]
 
 

@@ -1,4 +1,4 @@
-"""``voicehost list-plugins``: the installed plugins, their status and their providers.
+"""``voicehost list-plugins``: the installed plugins, their status, their providers and tools.
 
 It loads the plugin host only (no server, no records, no vendor SDK: plugins import their SDK
 when a session needs it), so it stays fast."""
@@ -29,12 +29,12 @@ def load_host(config_path: str | None) -> PluginHost:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema in the README).")
 @config_option
 def list_plugins(as_json: bool, config_path: str | None) -> None:
-    """List installed plugins: version, status, and the providers each registered."""
+    """List installed plugins: version, status, and the providers and tools each registered."""
     records = load_host(config_path).sorted_records()
     if as_json:
         click.echo(json.dumps([r.as_json() for r in records], indent=2))
         return
-    rows = [("PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "ERROR")]
+    rows = [("PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "TOOLS", "ERROR")]
     for r in records:
         rows.append(
             (
@@ -44,6 +44,7 @@ def list_plugins(as_json: bool, config_path: str | None) -> None:
                 ",".join(r.providers["stt"]) or "-",
                 ",".join(r.providers["tts"]) or "-",
                 ",".join(r.providers["responder"]) or "-",
+                ",".join(r.tools) or "-",
                 r.error or "",
             )
         )

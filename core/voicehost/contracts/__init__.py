@@ -1,5 +1,5 @@
 """The contracts between the host and its plugins: audio formats, the STT, TTS and responder
-provider interfaces, and what a responder sees of a call.
+provider interfaces, what a responder sees of a call, and the tools a responder may call.
 
 Plugins import these from :mod:`voicehost` itself; inside the core, import them from here.
 """
@@ -39,6 +39,7 @@ from voicehost.contracts.responders import (
     collect_reply,
     history_tail,
 )
+from voicehost.contracts.tools import Tool, ToolError, ToolHandler, ToolUse
 
 __all__ = [
     "HANG_UP",
@@ -61,6 +62,10 @@ __all__ = [
     "Role",
     "SendDtmf",
     "SpeechProvider",
+    "Tool",
+    "ToolError",
+    "ToolHandler",
+    "ToolUse",
     "TranscriptionCallbacks",
     "TranscriptionCapabilities",
     "TranscriptionProvider",

@@ -19,8 +19,15 @@ spoken:
 * :class:`Transfer` hands the call to another number or SIP URI (the host says
   ``[server] transfer_message``, then Twilio dials the target).
 
-``HangUp`` and ``Transfer`` end the reply: the host reads nothing after them. When the caller
-talks over the bot (barge-in), the rest of the reply, actions included, is dropped.
+``HangUp`` and ``Transfer`` end the reply: the host reads nothing after them. The host speaks
+the text sentence by sentence; when the caller talks over the bot (barge-in), the rest of the
+reply, actions included, is dropped, and the bot turn kept in the history (and the call
+record) holds only the sentences the caller heard.
+
+A reply may also yield :class:`~voicehost.ToolUse` items: tool calls the responder made
+(see :mod:`voicehost.contracts.tools`), recorded and kept in the history in stream order,
+never spoken. The host hands the responder every tool plugins registered through
+:meth:`Responder.use_tools`.
 
 Key presses of the caller reach :meth:`Responder.dtmf`, one key at a time, and the call's
 :attr:`CallContext.history` as ``ConversationTurn("caller", "5", kind="dtmf")``.
@@ -54,17 +61,19 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 import attrs
 
 from voicehost.contracts.providers import ConfigT, Provider
+from voicehost.contracts.tools import Tool, ToolUse
 from voicehost.phone import check_call_target
 
 Role = Literal["caller", "bot"]
-#: How a turn was made: ``"speech"`` (said / spoken) or ``"dtmf"`` (keys pressed).
-TurnMode = Literal["speech", "dtmf"]
+#: How a turn was made: ``"speech"`` (said / spoken), ``"dtmf"`` (keys pressed) or ``"tool"``
+#: (a tool call of the bot, with its result).
+TurnMode = Literal["speech", "dtmf", "tool"]
 
 # The keys of a DTMF string (ITU-T Q.23: 0-9 * # A-D) and ``w``/``W``, a 500 ms pause; the
 # same rule as ``voicehost.dtmf.check_dtmf_digits``, kept here so that importing the contracts
@@ -137,8 +146,8 @@ class Transfer:
 
 #: What a responder may ask the host to do with the call, between text pieces.
 Action: TypeAlias = HangUp | SendDtmf | Transfer
-#: One item of a reply stream: a text piece or an :data:`Action`.
-ReplyItem: TypeAlias = str | HangUp | SendDtmf | Transfer
+#: One item of a reply stream: a text piece, an :data:`Action` or a :class:`ToolUse`.
+ReplyItem: TypeAlias = str | HangUp | SendDtmf | Transfer | ToolUse
 
 
 @attrs.frozen
@@ -147,22 +156,33 @@ class ConversationTurn:
 
     Attributes:
         role: ``"caller"`` (a final transcript, a key press) or ``"bot"`` (a reply, the
-            greeting, keys it pressed).
-        text: what was said (for the bot: the reply text it produced); for a ``"dtmf"`` turn
-            the keys pressed (``"5"``; the bot's may be several, ``"1234#"``).
-        kind: ``"speech"`` (the default) or ``"dtmf"``.
+            greeting, keys it pressed, a tool call).
+        text: what was said (for the bot: the reply text the caller heard: a reply cut off
+            by barge-in holds only the sentences that played); for a ``"dtmf"`` turn the keys
+            pressed (``"5"``; the bot's may be several, ``"1234#"``); ``""`` for a tool turn.
+        kind: ``"speech"`` (the default), ``"dtmf"`` or ``"tool"``.
+        tool: the :class:`ToolUse` of a ``"tool"`` turn (see :meth:`for_tool`), else None.
     """
 
     role: Role
     text: str
     kind: TurnMode = "speech"
+    tool: ToolUse | None = None
 
-    def to_json(self) -> dict[str, str | bool]:
+    @classmethod
+    def for_tool(cls, use: ToolUse) -> ConversationTurn:
+        """The bot's tool turn for ``use``: ``ConversationTurn("bot", "", "tool", use)``."""
+        return cls("bot", "", kind="tool", tool=use)
+
+    def to_json(self) -> dict[str, Any]:
         """The shape the webhook responder posts: ``{"role": ..., "text": ...}``, plus
         ``"dtmf": true`` for a key-press turn (``{"role": "caller", "text": "5", "dtmf":
-        true}``)."""
+        true}``); a tool turn is ``{"role": "bot", "text": "", "tool": {"name", "arguments",
+        "result", "error"}}``."""
         if self.kind == "dtmf":
             return {"role": self.role, "text": self.text, "dtmf": True}
+        if self.kind == "tool" and self.tool is not None:
+            return {"role": self.role, "text": self.text, "tool": self.tool.to_json()}
         return {"role": self.role, "text": self.text}
 
 
@@ -183,6 +203,8 @@ class CallContext:
         answered_by: who answered an outbound call placed with machine detection
             (``"human"``, ``"machine_end_beep"``, ``"fax"``, ``"unknown"`` …); else empty.
         history: finished turns, oldest first; the transcript being answered is not in it yet.
+            A bot turn holds what the caller heard of it; tool calls are ``kind="tool"``
+            turns (:attr:`ConversationTurn.tool`), in the order the responder made them.
         state: a scratch dict a responder may use to keep per-call state between turns.
     """
 
@@ -195,7 +217,7 @@ class CallContext:
     history: list[ConversationTurn] = attrs.field(factory=list)
     state: dict[str, Any] = attrs.field(factory=dict)
 
-    def history_json(self) -> list[dict[str, str | bool]]:
+    def history_json(self) -> list[dict[str, Any]]:
         """:attr:`history` as a list of :meth:`ConversationTurn.to_json` dicts."""
         return [turn.to_json() for turn in self.history]
 
@@ -211,11 +233,13 @@ class Responder(abc.ABC):
     def reply(self, call: CallContext, transcript: str) -> AsyncIterator[ReplyItem]:
         """Answer one final transcript of the caller.
 
-        Yields text pieces (any size; the host cuts them into sentences for TTS) and
-        :data:`Action` items, each run once the text before it has been spoken; a
-        :class:`HangUp` or :class:`Transfer` comes at most once and last. A responder should
-        not raise: on its own failure it yields an apology (the call goes on); an exception
-        that escapes anyway is logged by the host and the turn is skipped.
+        Yields text pieces (any size; the host cuts them into sentences and speaks each as
+        soon as it is complete), :data:`Action` items, each run once the text before it has
+        been spoken, and :class:`ToolUse` items (recorded, never spoken); a :class:`HangUp` or
+        :class:`Transfer` comes at most once and last. A responder should not raise: on its
+        own failure it yields an apology (the call goes on); an exception that escapes anyway
+        is logged by the host and the turn is skipped. When the caller barges in the host
+        closes the stream (``aclose``) at once.
         """
 
     def dtmf(self, call: CallContext, digits: str) -> AsyncIterator[ReplyItem]:
@@ -226,6 +250,11 @@ class Responder(abc.ABC):
         already in ``call.history``. Default: nothing (the key is only recorded).
         """
         return _empty()
+
+    def use_tools(self, tools: Mapping[str, Tool]) -> None:  # noqa: B027 - optional hook
+        """Take the tools plugins registered (``register_tools``), by name. The host calls
+        this once, right after :meth:`ResponderProvider.create`, before any call (with an
+        empty mapping when there are none). Default: the tools are ignored."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release what the responder holds (HTTP sessions …) at shutdown. Idempotent."""
@@ -241,7 +270,9 @@ class ResponderProvider(Provider[ConfigT]):
 
     @abc.abstractmethod
     def create(self, config: ConfigT) -> Responder:
-        """Make the process's responder from its parsed config.
+        """Make the process's responder from its parsed config. It must open nothing
+        (HTTP sessions, model loads) until first used: ``voicehost config check`` makes one
+        to run its checks and drops it.
 
         Raises:
             ConfigError: the config cannot be used (a value the config class cannot check).
@@ -255,7 +286,8 @@ async def _empty() -> AsyncIterator[str]:
 
 async def collect_reply(stream: AsyncIterator[ReplyItem]) -> tuple[str, HangUp | None]:
     """Drain a reply stream: ``(joined text, the HangUp marker or None)``. For tests and tools;
-    :class:`SendDtmf` and :class:`Transfer` items are skipped (list the stream to see them)."""
+    :class:`SendDtmf`, :class:`Transfer` and :class:`ToolUse` items are skipped (list the
+    stream to see them)."""
     parts: list[str] = []
     hang_up: HangUp | None = None
     async for item in stream:

@@ -1,7 +1,9 @@
 """Call records: every call, its lifecycle events and its ordered turns in SQLite
 (:mod:`.store` writes, :mod:`.read` reads, :mod:`.schema` holds the tables and their
-migration), the ``[records]`` table (:mod:`.settings`, ``RecordsSettings``: import it from
-there), the read-only HTTP API (:mod:`.api`) and the ``voicehost calls`` commands (:mod:`.cli`)."""
+migration, :mod:`.timings` an answered caller turn's timings, :mod:`.stats` their
+percentiles), the ``[records]`` table (:mod:`.settings`, ``RecordsSettings``: import it from
+there), the read-only HTTP API (:mod:`.api`) and the ``voicehost calls`` commands
+(:mod:`.cli`)."""
 
 from voicehost.records.store import (
     DEFAULT_PATH,
@@ -12,6 +14,7 @@ from voicehost.records.store import (
     EventName,
     TurnKind,
     TurnRole,
+    TurnTimings,
     read_call,
     read_calls,
     utc_now_iso,
@@ -26,6 +29,7 @@ __all__ = [
     "EventName",
     "TurnKind",
     "TurnRole",
+    "TurnTimings",
     "read_call",
     "read_calls",
     "utc_now_iso",

@@ -2,8 +2,8 @@
 
 The functions open the database read-only on the calling thread (the HTTP API runs them
 through :func:`asyncio.to_thread`) and never change it: a database written by an older
-version (no ``direction`` / ``answered_by`` columns, no ``call_events`` table) reads as if
-those were ``""`` and empty.
+version (no ``direction`` / ``answered_by`` columns, no ``call_events`` table, no turn
+timings) reads as if those were ``""``, empty and null.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from voicehost.errors import ConfigError
 from voicehost.records.schema import has_table
+from voicehost.records.timings import TurnTimings
 
 #: The most calls one listing returns (``calls list --limit``, ``/api/calls?limit=``).
 MAX_LIST_LIMIT = 1000
@@ -46,7 +47,12 @@ def _call_json(row: sqlite3.Row, turns: int | None = None) -> dict[str, Any]:
     return data
 
 
-def _open_for_read(path: str | Path) -> sqlite3.Connection:
+def open_for_read(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to the call records at ``path`` (rows by name).
+
+    Raises:
+        ConfigError: no file at ``path``, or it is not a voicehost call record database.
+    """
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"no call records at {str(path)!r} (set [records] path)")
@@ -67,19 +73,23 @@ def read_call(path: str | Path, call_sid: str) -> dict[str, Any] | None:
         {"call_sid", "stream_sid", "from", "to", "direction", "answered_by",
          "started_at", "ended_at", "end_reason", "duration_ms",
          "events": [{"seq", "event", "reason", "answered_by", "at"}, …],
-         "turns": [{"seq", "role", "kind", "text", "at_ms"}, …]}
+         "turns": [{"seq", "role", "kind", "text", "at_ms", "timings"}, …]}
 
     ``stream_sid`` / ``from`` / ``to`` / ``direction`` / ``answered_by`` are ``""`` when
     unknown (a call that never streamed has no stream SID). ``ended_at`` / ``end_reason`` /
     ``duration_ms`` (ms from ``started_at`` to ``ended_at``) are null while the call is live
     (or if the server died during it). Times are UTC ISO 8601 with ms; a turn's ``at_ms`` is
     ms from the stream's start. Events (``initiated`` / ``ringing`` / ``answered`` /
-    ``ended``) and turns are each in the order they were recorded.
+    ``ended``) and turns are each in the order they were recorded. A turn's ``timings`` is
+    null except on a caller's ``final`` turn the bot answered, where it is
+    ``{"speech_end_ms", "final_ms", "first_token_ms", "first_audio_ms", "latency_ms": {"turn",
+    "stt_final", "responder_first_token", "tts_first_audio"}}`` (ms; each null when unknown;
+    :mod:`voicehost.records.timings`).
 
     Raises:
         ConfigError: no database at ``path``, or it is not a voicehost one.
     """
-    conn = _open_for_read(path)
+    conn = open_for_read(path)
     try:
         row = conn.execute("SELECT * FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
         if row is None:
@@ -94,7 +104,7 @@ def read_call(path: str | Path, call_sid: str) -> dict[str, Any] | None:
                 )
             ]
         data["turns"] = [
-            {k: t[k] for k in _TURN_FIELDS}
+            {k: t[k] for k in _TURN_FIELDS} | {"timings": _timings_json(t)}
             for t in conn.execute(
                 "SELECT * FROM turns WHERE call_sid = ? ORDER BY seq", (call_sid,)
             )
@@ -104,6 +114,11 @@ def read_call(path: str | Path, call_sid: str) -> dict[str, Any] | None:
         conn.close()
 
 
+def _timings_json(row: sqlite3.Row) -> dict[str, Any] | None:
+    timings = TurnTimings.from_row(row)
+    return timings.to_json() if timings is not None else None
+
+
 def read_calls(path: str | Path, limit: int = 50) -> list[dict[str, Any]]:
     """The latest ``limit`` calls (at most :data:`MAX_LIST_LIMIT`), newest first, each as in
     :func:`read_call` but with ``turn_count`` instead of ``events`` and ``turns``.
@@ -111,7 +126,7 @@ def read_calls(path: str | Path, limit: int = 50) -> list[dict[str, Any]]:
     Raises:
         ConfigError: as :func:`read_call`.
     """
-    conn = _open_for_read(path)
+    conn = open_for_read(path)
     try:
         rows = conn.execute(
             "SELECT c.*, (SELECT COUNT(*) FROM turns t WHERE t.call_sid = c.call_sid) AS n"

@@ -10,12 +10,18 @@ Tables (times are UTC ISO 8601 with milliseconds, ``2026-11-22T01:59:04.123+00:0
   start), ``ended_at`` / ``end_reason`` (null until the call is over; reasons as
   :mod:`voicehost.server.events` lists them).
 * ``turns``: ``call_sid``, ``seq`` (1, 2, … in order), ``role`` (``caller`` | ``bot`` |
-  ``event``), ``kind``, ``text``, ``at_ms`` (ms from the stream's start).
+  ``event``), ``kind``, ``text``, ``at_ms`` (ms from the stream's start), and the timings of
+  a caller's ``final`` turn answered by the bot (null on every other turn, and each null when
+  unknown), ms from the stream's start like ``at_ms``: ``speech_end_ms`` (the caller stopped
+  speaking, as the STT provider reported; null when it reports no speech end), ``final_ms``
+  (the final transcript arrived), ``first_token_ms`` (the responder's first text of the
+  answer), ``first_audio_ms`` (the answer's first audio frame went to Twilio's socket).
 * ``call_events``: ``call_sid``, ``seq`` (1, 2, … in the order they were recorded), ``event``
   (``initiated`` | ``ringing`` | ``answered`` | ``ended``), ``reason`` (for ``ended``),
   ``answered_by`` (for ``answered``), ``at``.
 
-A database written before ``direction`` / ``answered_by`` / ``call_events`` existed is
+A database written before ``direction`` / ``answered_by`` / ``call_events`` / the turn
+timings existed is
 brought up to date by :func:`migrate` when a :class:`~voicehost.records.CallStore` opens it
 (existing rows read ``""`` for the new columns). Readers never migrate (they open the file
 read-only); :func:`has_table` / the row's keys let them read an old file as it is.
@@ -55,6 +61,14 @@ CREATE INDEX IF NOT EXISTS calls_started ON calls(started_at);
 ADDED_CALL_COLUMNS: dict[str, str] = {
     "direction": "TEXT NOT NULL DEFAULT ''",
     "answered_by": "TEXT NOT NULL DEFAULT ''",
+}
+
+#: Columns added to ``turns`` after the first version (the turn timings): name → definition.
+ADDED_TURN_COLUMNS: dict[str, str] = {
+    "speech_end_ms": "INTEGER",
+    "final_ms": "INTEGER",
+    "first_token_ms": "INTEGER",
+    "first_audio_ms": "INTEGER",
 }
 
 _EVENTS_TABLE = """
@@ -119,4 +133,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         for name, definition in ADDED_CALL_COLUMNS.items():
             if name not in present:
                 conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {definition}")
+        present = columns(conn, "turns")
+        for name, definition in ADDED_TURN_COLUMNS.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE turns ADD COLUMN {name} {definition}")
         conn.execute(_EVENTS_TABLE)

@@ -4,14 +4,16 @@ The tables (``[records] path``, default ``./voicehost.db``) are described in
 :mod:`voicehost.records.schema`: ``calls`` (one row per call SID, with ``direction``,
 ``answered_by``, ``started_at`` / ``ended_at`` / ``end_reason``), ``call_events``
 (``initiated`` / ``ringing`` / ``answered`` / ``ended``, in order) and ``turns`` (what was
-said and pressed, ``at_ms`` from the stream's start).
+said and pressed, ``at_ms`` from the stream's start; an answered caller turn's timings,
+:mod:`voicehost.records.timings`).
 
 Writes never block the event loop: :class:`CallStore` owns one writer thread with its own
-connection; ``start_call`` / ``add_turn`` / ``record_event`` / ``end_call`` only put a job on
-its queue. Each job is committed on its own in WAL mode, so a crash mid-call leaves every
-finished turn stored (the call then has no ``ended_at``). Reads open their own short-lived
-read-only connections and may run on any thread (the HTTP API calls them through
-:func:`asyncio.to_thread`); they read a database of an older version as it is.
+connection; ``start_call`` / ``add_turn`` / ``set_turn_timings`` / ``record_event`` /
+``end_call`` only put a job on its queue. Each job is committed on its own in WAL mode, so a
+crash mid-call leaves every finished turn stored (the call then has no ``ended_at``). Reads
+open their own short-lived read-only connections and may run on any thread (the HTTP API
+calls them through :func:`asyncio.to_thread`); they read a database of an older version as
+it is.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Literal
 from voicehost.errors import ConfigError
 from voicehost.records.read import MAX_LIST_LIMIT, read_call, read_calls
 from voicehost.records.schema import connect, iso_from_epoch, migrate, utc_now_iso
+from voicehost.records.timings import TIMING_FIELDS, TurnTimings
 
 __all__ = [
     "DEFAULT_PATH",
@@ -40,6 +43,7 @@ __all__ = [
     "EventName",
     "TurnKind",
     "TurnRole",
+    "TurnTimings",
     "read_call",
     "read_calls",
     "utc_now_iso",
@@ -48,13 +52,36 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TurnRole = Literal["caller", "bot", "event"]
-#: ``final`` caller transcript; ``greeting`` / ``reply`` bot text; event turns: ``barge_in``
-#: (the caller cut the bot off), ``dtmf`` (the caller pressed a key; text = the key),
-#: ``send_dtmf`` (the bot pressed keys; text = the digits), ``transfer`` (the bot handed the
-#: call on; text = the target number or SIP URI).
-TurnKind = Literal["final", "greeting", "reply", "barge_in", "dtmf", "send_dtmf", "transfer"]
+#: ``final`` caller transcript; ``greeting`` / ``reply`` bot text (what the caller heard: a
+#: reply cut off by barge-in keeps the sentences that played); event turns: ``barge_in`` (the
+#: caller cut the bot off), ``dtmf`` (the caller pressed a key; text = the key), ``send_dtmf``
+#: (the bot pressed keys; text = the digits), ``transfer`` (the bot handed the call on; text =
+#: the target number or SIP URI), ``tool_call`` (the responder called a tool; text =
+#: ``name(arguments JSON)``), ``tool_result`` (what the tool gave back; text = the result
+#: JSON, ``error: …`` when it failed).
+TurnKind = Literal[
+    "final",
+    "greeting",
+    "reply",
+    "barge_in",
+    "dtmf",
+    "send_dtmf",
+    "transfer",
+    "tool_call",
+    "tool_result",
+]
 TURN_KINDS: frozenset[str] = frozenset(
-    {"final", "greeting", "reply", "barge_in", "dtmf", "send_dtmf", "transfer"}
+    {
+        "final",
+        "greeting",
+        "reply",
+        "barge_in",
+        "dtmf",
+        "send_dtmf",
+        "transfer",
+        "tool_call",
+        "tool_result",
+    }
 )
 TURN_ROLES: frozenset[str] = frozenset({"caller", "bot", "event"})
 #: A call lifecycle event, as :data:`voicehost.server.events.EventKind` (not imported from
@@ -170,9 +197,21 @@ class CallStore:
         return self._submit(write)
 
     def add_turn(
-        self, call_sid: str, role: TurnRole, kind: TurnKind, text: str, at_ms: int
+        self,
+        call_sid: str,
+        role: TurnRole,
+        kind: TurnKind,
+        text: str,
+        at_ms: int,
+        *,
+        timings: TurnTimings | None = None,
     ) -> concurrent.futures.Future[Any]:
-        """Append one turn (``at_ms``: ms from call start) and commit it.
+        """Append one turn (``at_ms``: ms from call start) and commit it; the returned
+        future resolves to the turn's ``seq``.
+
+        Args:
+            timings: a caller turn's timings known so far (:meth:`set_turn_timings` sets
+                them later).
 
         Raises:
             ValueError: ``role`` or ``kind`` is not one of the known values (at once, before
@@ -183,12 +222,42 @@ class CallStore:
         if kind not in TURN_KINDS:
             raise ValueError(f"turn kind must be one of {sorted(TURN_KINDS)}, got {kind!r}")
 
-        def write(conn: sqlite3.Connection) -> None:
+        times = timings.values() if timings is not None else (None,) * len(TIMING_FIELDS)
+
+        def write(conn: sqlite3.Connection) -> int:
             conn.execute(
-                "INSERT INTO turns (call_sid, seq, role, kind, text, at_ms) VALUES"
+                "INSERT INTO turns (call_sid, seq, role, kind, text, at_ms, speech_end_ms,"
+                " final_ms, first_token_ms, first_audio_ms) VALUES"
                 " (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM turns WHERE call_sid = ?),"
-                " ?, ?, ?, ?)",
-                (call_sid, call_sid, role, kind, text, max(0, int(at_ms))),
+                " ?, ?, ?, ?, ?, ?, ?, ?)",
+                (call_sid, call_sid, role, kind, text, max(0, int(at_ms)), *times),
+            )
+            query = "SELECT MAX(seq) FROM turns WHERE call_sid = ?"  # same transaction
+            return int(conn.execute(query, (call_sid,)).fetchone()[0])
+
+        return self._submit(write)
+
+    def set_turn_timings(
+        self,
+        call_sid: str,
+        seq: int | concurrent.futures.Future[Any],
+        timings: TurnTimings,
+    ) -> concurrent.futures.Future[Any]:
+        """Set the timings of turn ``seq`` of ``call_sid`` (every one of the four, null
+        where ``timings`` has None) and commit.
+
+        Args:
+            seq: the turn's ``seq``, or the future :meth:`add_turn` returned for it (jobs run
+                in order, so it has resolved by then; a turn that failed to be written gets
+                no timings).
+        """
+
+        def write(conn: sqlite3.Connection) -> None:
+            number = seq.result() if isinstance(seq, concurrent.futures.Future) else seq
+            conn.execute(
+                "UPDATE turns SET speech_end_ms = ?, final_ms = ?, first_token_ms = ?,"
+                " first_audio_ms = ? WHERE call_sid = ? AND seq = ?",
+                (*timings.values(), call_sid, number),
             )
 
         return self._submit(write)

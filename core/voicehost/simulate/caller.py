@@ -3,8 +3,9 @@
 
 Per call: place it (signed webhook → TwiML → WebSocket ``start``) and wait for the greeting;
 for each file play it as 20 ms μ-law frames (real-time pace, or at once followed by 1 s of
-silence for endpointing), wait until the bot's reply has played (its ``mark`` echoed) or the
-reply timeout passes, pause; between files the caller line carries silence at real-time pace,
+silence for endpointing), wait until the bot's reply has played (the ``mark`` of each of its
+sentences echoed, and no next sentence within :data:`SENTENCE_GAP_S`) or the reply timeout
+passes, pause; between files the caller line carries silence at real-time pace,
 as a phone line does; then ``stop``. Times are ms from the stream's start. The caller's final
 transcripts and the bot's text come from the server's call records
 (``GET /api/calls/{call_sid}``); without them only audio timings are known. Both sides'
@@ -33,6 +34,13 @@ from voicehost.testing.twilio import SimulatedCall, TwilioSimulator
 FRAME_BYTES = 160
 SILENCE = b"\xff" * FRAME_BYTES
 FAST_TAIL_FRAMES = 50  # 1 s of silence after a file in --fast mode, so endpointing fires
+#: The host speaks a reply sentence by sentence, each with its own mark: after a mark echo the
+#: reply may go on with its next sentence once that is synthesized (the TTS's first-byte
+#: latency), so a reply counts as over when no audio followed its last echoed mark this long.
+SENTENCE_GAP_S = 0.5
+#: How long the records of a turn the bot answered may lag its last mark (the host writes the
+#: bot's text once it has played, what the caller heard), s.
+RECORDS_WAIT_S = 2.0
 
 
 @attrs.define
@@ -179,14 +187,18 @@ async def wait_reply(
     timeout_s: float,
     progress: Callable[[str], None],
     idle_s: float = 3.0,
+    gap_s: float = SENTENCE_GAP_S,
 ) -> None:
-    """Wait for the bot's next reply: its first audio within ``timeout_s``, then until its
-    ``mark`` has been echoed (it has played), or no audio came for ``idle_s`` seconds after
-    the audio received so far has played (a server that sends no marks)."""
+    """Wait for the bot's next reply: its first audio within ``timeout_s``, then until the
+    mark of its last sentence has been echoed (it has played) and no next sentence began
+    within ``gap_s``, or no audio came for ``idle_s`` seconds after the audio received so far
+    has played (a server that sends no marks). ``turn.reply_end_ms`` is when its last mark
+    was echoed (or the wait ended)."""
     start_bytes = len(call.received_audio)
     start_frames = len(call.frame_times)
     deadline = time.monotonic() + timeout_s
     marks_at_first_audio: int | None = None
+    played_at: float | None = None  # every mark received so far echoed, since then
     while call.close_code is None and not call.ws.closed:
         now = time.monotonic()
         if marks_at_first_audio is None:
@@ -201,13 +213,19 @@ async def wait_reply(
             progress(f"bot speaking {(len(call.received_audio) - start_bytes) / 8000:4.1f} s")
             received = len(call.events_of("mark"))
             if received > marks_at_first_audio and len(call.echoed_marks) >= received:
-                break
+                if played_at is None or call.frame_times[-1] > played_at:
+                    played_at = now if played_at is None else max(now, call.frame_times[-1])
+                elif now - played_at >= gap_s:
+                    break
+            else:
+                played_at = None
             if now - max(call.frame_times[-1], call.played_until) > idle_s:
                 break
         await asyncio.sleep(0.05)
     turn.audio_ms = (len(call.received_audio) - start_bytes) / 8
     if turn.first_audio_ms is not None:
-        turn.reply_end_ms = (time.monotonic() - t0) * 1000
+        end = played_at if played_at is not None else time.monotonic()
+        turn.reply_end_ms = (end - t0) * 1000
 
 
 async def simulate_call(
@@ -244,6 +262,16 @@ async def simulate_call(
     async def finish(turn: Turn) -> None:
         nonlocal seen_records, records_ok
         records = await _records(sim, call.call_sid, api_token)
+        deadline = time.monotonic() + RECORDS_WAIT_S
+        # The bot's text is recorded once it has played: it may lag the last mark a little.
+        while (
+            records is not None
+            and turn.first_audio_ms is not None
+            and not any(r.get("role") == "bot" for r in records[seen_records:])
+            and time.monotonic() < deadline
+        ):
+            await asyncio.sleep(0.02)
+            records = await _records(sim, call.call_sid, api_token)
         if records is not None:
             records_ok = True
             turn.records = records[seen_records:]

@@ -17,6 +17,7 @@ from voicehost.contracts import (
     HangUp,
     Responder,
     ResponderProvider,
+    ToolUse,
     Transfer,
 )
 from voicehost.testing.conformance.base import CALL_SID, STREAM_SID, _ProviderChecks
@@ -99,9 +100,10 @@ class ResponderConformance(_ProviderChecks):
     async def test_reply_streams_text(
         self, provider: Any, config: ProviderConfig, call: CallContext
     ) -> None:
-        """``reply(call, transcript)`` is an async iterator of ``str`` pieces and actions
+        """``reply(call, transcript)`` is an async iterator of ``str`` pieces, actions
         (:class:`~voicehost.SendDtmf`; a :class:`~voicehost.HangUp` or
-        :class:`~voicehost.Transfer` only last), with some text for :attr:`transcript`."""
+        :class:`~voicehost.Transfer` only last) and :class:`~voicehost.ToolUse` items, with
+        some text for :attr:`transcript`."""
         async with self._responder(provider, config) as responder:
             items = await self._items(responder.reply(call, self.transcript), "reply()")
         self._check_items(items, "reply()")
@@ -158,11 +160,18 @@ class ResponderConformance(_ProviderChecks):
 
     @staticmethod
     def _check_items(items: list[Any], what: str) -> None:
-        """Only ``str`` pieces and actions; at most one HangUp/Transfer, and it is last."""
-        wrong = [item for item in items if not isinstance(item, str | Action)]
+        """Only ``str`` pieces, actions and tool uses (each with string name, arguments and
+        result); at most one HangUp/Transfer, and it is last."""
+        wrong = [item for item in items if not isinstance(item, str | Action | ToolUse)]
         assert not wrong, (
-            f"{what} yielded {wrong!r}: only str pieces and actions (HangUp, SendDtmf, Transfer)"
+            f"{what} yielded {wrong!r}: only str pieces, actions (HangUp, SendDtmf, Transfer) "
+            "and ToolUse"
         )
+        for use in (item for item in items if isinstance(item, ToolUse)):
+            fields = (use.name, use.arguments, use.result, use.call_id)
+            assert all(isinstance(field, str) for field in fields), (
+                f"{what} yielded {use!r}: name, arguments, result and call_id must be str"
+            )
         ends = [i for i, item in enumerate(items) if isinstance(item, HangUp | Transfer)]
         assert len(ends) <= 1, f"more than one HangUp/Transfer in a reply: {items!r}"
         assert not ends or ends[0] == len(items) - 1, (
