@@ -9,12 +9,16 @@ plugins, and checks every table (:func:`voicehost.config.check_config` with
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 
 import attrs
 from aiohttp import web
 
+from voicehost.app.monitor import MonitorHub
+from voicehost.app.monitor_handler import MonitoringHandler
+from voicehost.app.monitor_routes import add_monitor_routes
 from voicehost.config import (
     CheckedConfig,
     RuntimeConfig,
@@ -23,16 +27,26 @@ from voicehost.config import (
     load_settings,
 )
 from voicehost.config_model import ConfigModel
+from voicehost.contracts import Responder
 from voicehost.conversation import ResponderCallHandler
 from voicehost.errors import ConfigError, PluginError
 from voicehost.plugins import PluginHost, load_plugin_host
 from voicehost.records import CallStore
 from voicehost.records.api import add_call_routes
 from voicehost.records.settings import RecordsSettings
-from voicehost.server import CallHandler, ServerSettings, TwilioSettings, build_app
+from voicehost.server import (
+    CallHandler,
+    ObservabilitySettings,
+    ServerSettings,
+    TwilioSettings,
+    build_app,
+)
 from voicehost.server.dial_api import add_dial_route
 from voicehost.server.handler import default_handler
 from voicehost.server.rest import TwilioRest
+from voicehost.tracing import start_tracing
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CORE_TABLES",
@@ -40,6 +54,7 @@ __all__ = [
     "build_serve_app",
     "create_handler",
     "load_app_config",
+    "make_responder",
     "preload_providers",
 ]
 
@@ -48,6 +63,7 @@ CORE_TABLES: Mapping[str, type[ConfigModel]] = {
     "server": ServerSettings,
     "twilio": TwilioSettings,
     "records": RecordsSettings,
+    "observability": ObservabilitySettings,
 }
 
 
@@ -88,6 +104,11 @@ class AppConfig:
         """``[records]``."""
         return self.checked.table("records", RecordsSettings)
 
+    @property
+    def observability(self) -> ObservabilitySettings:
+        """``[observability]``."""
+        return self.checked.table("observability", ObservabilitySettings)
+
     def with_server(self, server: ServerSettings) -> AppConfig:
         """A copy whose ``[server]`` settings are ``server`` (``serve --public-url``)."""
         tables = {**self.checked.tables, "server": server}
@@ -115,34 +136,74 @@ def load_app_config(
             host = load_plugin_host(settings, environ=environ)
         except PluginError as exc:
             raise ConfigError(str(exc)) from exc
-    return AppConfig(check_config(settings, host, CORE_TABLES), host)
+    config = AppConfig(check_config(settings, host, CORE_TABLES), host)
+    try:
+        make_responder(config)  # the responder's own checks (its tools), as serve makes it
+    except ConfigError as exc:
+        raise ConfigError(f"{settings.where}: {exc}") from exc
+    return config
+
+
+def make_responder(config: AppConfig) -> Responder | None:
+    """The chosen responder, made from its parsed config and handed every tool the plugins
+    registered (``Responder.use_tools``); None when no responder is chosen. Making one opens
+    nothing (responders connect on first use), so :func:`load_app_config` makes one to run
+    its checks, exactly as ``serve`` will.
+
+    Raises:
+        ConfigError: the responder refuses its config or the tools (a configured tool no
+            plugin registered).
+    """
+    choice = config.runtime.responder
+    if choice is None:
+        return None
+    responder = choice.provider.create(choice.config)
+    responder.use_tools(dict(config.host.tools))
+    return responder
 
 
 def create_handler(config: AppConfig) -> CallHandler:
     """The call handler ``serve`` uses: the chosen responder with call records
     (:class:`~voicehost.conversation.ResponderCallHandler`), or, with no responder chosen, one
     that says ``[server] greeting``. The responder's greeting replaces ``[server] greeting``.
+    The responder is handed every tool the plugins registered (``Responder.use_tools``) right
+    after it is made. With ``[observability] traces`` on, the handler writes the calls'
+    spans (:func:`voicehost.tracing.start_tracing`).
 
     Raises:
-        ConfigError: the responder refuses its config, or the records database cannot be
-            opened.
+        ConfigError: the responder refuses its config or the tools (a configured tool no
+            plugin registered), the records database cannot be opened, or traces are on
+            without OpenTelemetry installed.
     """
+    responder = make_responder(config)
     choice = config.runtime.responder
-    if choice is None:
+    if responder is None or choice is None:
         return default_handler(config.server.greeting)
-    responder = choice.provider.create(choice.config)
+    obs = config.observability
+    tracing = None
+    if obs.traces:
+        tracing = start_tracing(service_name=obs.service_name, otlp_endpoint=obs.otlp_endpoint)
     records = config.records
-    store = CallStore(records.path) if records.enabled else None
-    return ResponderCallHandler(responder, store)
+    try:
+        store = CallStore(records.path) if records.enabled else None
+    except ConfigError:
+        if tracing is not None:
+            tracing.shutdown()
+        raise
+    return ResponderCallHandler(responder, store, responder_id=choice.provider.id, tracing=tracing)
 
 
 def build_serve_app(
     config: AppConfig, *, handler_factory: Callable[[AppConfig], CallHandler] = create_handler
 ) -> web.Application:
     """The app ``serve`` (and ``simulate --local``) runs: the transport with the chosen STT
-    and TTS providers, the handler, the ``GET /api/calls`` routes when records are kept,
-    ``POST /api/calls`` (outbound calls), and the handler's clean-up (responder, record
-    store) on app clean-up.
+    and TTS providers, the handler, ``GET /metrics`` (unless ``[observability] metrics`` is
+    off), the ``GET /api/calls`` routes when records are kept,
+    ``POST /api/calls`` (outbound calls), the live call monitor (``/monitor``,
+    :mod:`voicehost.app.monitor_routes`; the handler is wrapped in a
+    :class:`~voicehost.app.monitor_handler.MonitoringHandler`, the hub is at
+    ``app[MONITOR_HUB_KEY]``), and the handler's clean-up (responder, record store) on app
+    clean-up.
 
     Raises:
         ConfigError: as :func:`create_handler`.
@@ -150,17 +211,22 @@ def build_serve_app(
     handler = handler_factory(config)
     runtime = config.runtime
     rest = TwilioRest.from_settings(config.twilio)  # None without account SID and token
+    hub = MonitorHub()  # /monitor: fed by every callback of the handler
     app = build_app(
         config.server,
         twilio=config.twilio,
         stt=runtime.stt,
         tts=runtime.tts,
-        handler=handler,
+        handler=MonitoringHandler(handler, hub),
         rest=rest,
+        observability=config.observability,
+        api_token=config.records.api_token,  # GET /metrics: the /api/calls access rule
     )
     # POST /api/calls; calls and the route share one REST client, closed on app clean-up.
     add_dial_route(app, rest=rest, api_token=config.records.api_token)
+    add_monitor_routes(app, hub, api_token=config.records.api_token)
     if isinstance(handler, ResponderCallHandler):
+        handler.turn_observers.append(hub.on_turn)  # bot lines (and events) on /monitor
         if handler.store is not None:
             add_call_routes(app, handler.store.path, api_token=config.records.api_token)
 
@@ -168,6 +234,19 @@ def build_serve_app(
             await handler.aclose()
 
         app.on_cleanup.append(close)
+
+    async def close_providers(_app: web.Application) -> None:
+        """The providers' own clients (an optional ``aclose``: SDK connection pools)."""
+        for choice in (runtime.stt, runtime.tts):
+            aclose = getattr(choice.provider, "aclose", None) if choice is not None else None
+            if aclose is None:
+                continue
+            try:
+                await aclose()
+            except Exception:  # shutting down: report it, close the rest
+                log.exception("closing the %s provider %s failed", choice.kind, choice.id)
+
+    app.on_cleanup.append(close_providers)
     return app
 
 
