@@ -322,6 +322,9 @@ class Speech:
                         self._sentence(text, started)
                     if done:
                         started = self.log.ms() if buffer.strip() else None
+                        # let the handler hand the sentence to the TTS now, before parsing
+                        # deltas that arrived together with it
+                        await asyncio.sleep(0)
                     continue
                 if buffer.strip():
                     self._sentence(buffer.strip(), started)
