@@ -114,7 +114,6 @@ class Call:
         self.state: dict[str, Any] = {}
         self.started_at = time.time()
         self.playback = playback
-        self.streaming = isinstance(playback, Playback)
         self.control = control or CallControl()
         self.handler = handler
         self.barge_in_enabled = barge_in
@@ -235,6 +234,12 @@ class Call:
         self._request_close(1000, "hangup")
 
     @property
+    def streaming(self) -> bool:
+        """True while a Media Stream carries the call's audio; False once it speaks with
+        ``<Say>``/``<Gather>`` (its output is then a :class:`SayFallback`)."""
+        return isinstance(self.playback, Playback)
+
+    @property
     def stt(self) -> TranscriptionSession | None:
         """The STT session, or None when none is configured or it could not be made."""
         return self.transcription.session if self.transcription is not None else None
@@ -310,7 +315,6 @@ class Call:
         """The call left its Media Stream for the ``<Say>``/``<Gather>`` fallback:
         ``request_close`` now ends the call without a socket."""
         self._request_close = request_close
-        self.streaming = False
         self.stream_sid = ""
         self.touch()
 
@@ -389,13 +393,10 @@ class Call:
         if isinstance(self.playback, SayFallback):  # switched already: say this one there
             self.playback.say(_rest_of(heard))
             return
-        if not self.streaming:
-            return
         log.warning("call %s: TTS cannot start (%s); using <Say>/<Gather>", self, reply.error)
         old = self.playback
         fallback = SayFallback(self.call_sid, self.control)
-        self.playback = fallback
-        self.streaming = False  # the stream's end (Twilio stops it) must not end the call
+        self.playback = fallback  # not streaming now: the stream's end must not end the call
         first = fallback.say(_rest_of(heard))  # the REST update that replaces the stream
         for queued in old.take_queued():
             _settle_with(queued, fallback.say(queued.source))  # type: ignore[arg-type]
