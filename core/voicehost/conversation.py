@@ -55,7 +55,7 @@ from voicehost.contracts import (
     SendDtmf,
     Transfer,
 )
-from voicehost.conversation_log import CallLog, LogEntry, TurnObserver
+from voicehost.conversation_log import CallLog, LogEntry, TurnObserver, record_call_event
 from voicehost.conversation_speech import Sentence, Speech
 from voicehost.conversation_timing import Trigger, TurnTimer, observe
 from voicehost.errors import VoicehostError
@@ -193,21 +193,7 @@ class ResponderCallHandler(CallHandler):
     async def on_call_event(self, event: CallEvent) -> None:
         """Store a lifecycle event of a call (maybe one that never streamed); one the store
         refuses (an ``ended`` without a reason …) is logged and dropped."""
-        if self.store is None:
-            return
-        try:
-            self.store.record_event(
-                event.call_sid,
-                event.kind,
-                reason=event.reason,
-                answered_by=event.answered_by,
-                direction=event.direction,
-                from_number=event.from_,
-                to_number=event.to,
-                at=event.at,
-            )
-        except ValueError as exc:
-            log.warning("call %s: call event %s not recorded: %s", event.call_sid, event.kind, exc)
+        record_call_event(self.store, event)
 
     # --- internals -----------------------------------------------------------------------
 

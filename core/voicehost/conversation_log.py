@@ -18,14 +18,15 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from voicehost.contracts import ConversationTurn
 from voicehost.records import CallStore, TurnKind, TurnTimings
+from voicehost.server.events import CallEvent
 
-__all__ = ["CallLog", "LogEntry", "TurnObserver"]
+__all__ = ["CallLog", "LogEntry", "TurnObserver", "record_call_event"]
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +108,21 @@ class CallLog:
         if entry.written is not None and self.store is not None:
             self.store.set_turn_timings(self.call_sid, entry.written, timings)
 
-    def reserve(self, kind: TurnKind, text: str, at_ms: int) -> LogEntry:
-        """A bot segment begins (its first sentence, ``text``): its turn takes its place in
-        the history now; its record waits for :meth:`settle`."""
-        turn = ConversationTurn("bot", text)
+    def reserve(
+        self, kind: TurnKind, text: str, at_ms: int, role: Literal["bot", "caller"] = "bot"
+    ) -> LogEntry:
+        """A bot segment begins (its first sentence, ``text``), or a caller turn whose
+        transcript is still coming (a speech-to-speech model transcribes after the turn):
+        its turn takes its place in the history now; its record waits for :meth:`settle`."""
+        turn = ConversationTurn(role, text)
         self.history.append(turn)
-        entry = LogEntry("bot", kind, text, at_ms, ready=False, turn=turn)
+        entry = LogEntry(role, kind, text, at_ms, ready=False, turn=turn)
         self._pending.append(entry)
         return entry
 
     def revise(self, entry: LogEntry, text: str) -> None:
         """The segment's text so far (more sentences came), until it is settled."""
-        new = ConversationTurn("bot", text)
+        new = ConversationTurn(entry.role, text)  # type: ignore[arg-type]
         self._swap(entry.turn, new)
         entry.turn, entry.text = new, text
 
@@ -152,7 +156,7 @@ class CallLog:
     def _write(self) -> None:
         while self._pending and self._pending[0].ready:
             entry = self._pending.popleft()
-            if not entry.text and entry.role == "bot":
+            if not entry.text and entry.role != "event":
                 continue
             for observer in self.observers:
                 try:
@@ -168,3 +172,23 @@ class CallLog:
                     entry.at_ms,
                     timings=entry.timings,
                 )
+
+
+def record_call_event(store: CallStore | None, event: CallEvent) -> None:
+    """Store a lifecycle event of a call (maybe one that never streamed); one the store
+    refuses (an ``ended`` without a reason …) is logged and dropped."""
+    if store is None:
+        return
+    try:
+        store.record_event(
+            event.call_sid,
+            event.kind,
+            reason=event.reason,
+            answered_by=event.answered_by,
+            direction=event.direction,
+            from_number=event.from_,
+            to_number=event.to,
+            at=event.at,
+        )
+    except ValueError as exc:
+        log.warning("call %s: call event %s not recorded: %s", event.call_sid, event.kind, exc)

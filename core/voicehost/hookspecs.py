@@ -24,7 +24,13 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from voicehost.contracts import ResponderProvider, SpeechProvider, Tool, TranscriptionProvider
+    from voicehost.contracts import (
+        ConversationProvider,
+        ResponderProvider,
+        SpeechProvider,
+        Tool,
+        TranscriptionProvider,
+    )
 
 PROJECT_NAME = "voicehost"
 
@@ -52,6 +58,14 @@ def register_responders(register: Callable[[ResponderProvider], None]) -> None:
     ``[responder] provider = "<id>"`` gets its parsed ``[responder.<id>]`` table. The built-ins
     (``scripted``, ``webhook``) register from :mod:`voicehost.responders.builtin`.
     """
+
+
+@hookspec
+def register_conversation_providers(register: Callable[[ConversationProvider], None]) -> None:
+    """Register speech-to-speech conversation providers (the caller's audio to one model, its
+    audio back): call ``register(provider)`` once per :class:`voicehost.ConversationProvider`.
+    The one chosen with ``[conversation] provider = "<id>"`` replaces the STT, responder and
+    TTS of every call and gets its parsed ``[conversation.<id>]`` table."""
 
 
 @hookspec

@@ -52,9 +52,9 @@ BUILTIN_MODULES: tuple[str, ...] = ("voicehost.responders.builtin",)
 BUILTIN_NAME = "voicehost"
 
 Status = Literal["loaded", "disabled", "failed"]
-ProviderKind = Literal["stt", "tts", "responder"]
+ProviderKind = Literal["stt", "tts", "responder", "conversation"]
 #: Every provider kind, in the order the host chooses them.
-PROVIDER_KINDS: tuple[ProviderKind, ...] = ("stt", "tts", "responder")
+PROVIDER_KINDS: tuple[ProviderKind, ...] = ("stt", "tts", "responder", "conversation")
 #: The ``plugins.toml`` table that selects plugins.
 PLUGINS_TABLE = "plugins"
 
@@ -79,12 +79,17 @@ KIND_HOOKS: dict[ProviderKind, str] = {
     "stt": "register_transcription_providers",
     "tts": "register_speech_providers",
     "responder": "register_responders",
+    "conversation": "register_conversation_providers",
 }
 #: What a plugin registers: a provider kind, or ``"tool"`` (``register_tools``).
 RegistryKind = ProviderKind | Literal["tool"]
 TOOLS_HOOK = "register_tools"
 
 _reported: set[str] = set()
+
+
+def _no_providers() -> dict[str, list[str]]:
+    return {kind: [] for kind in PROVIDER_KINDS}
 
 
 @attrs.define
@@ -96,7 +101,8 @@ class PluginRecord:
         version: distribution version.
         entry_point: ``"<entry point name> = <module[:attr]>"``.
         status: ``loaded``, ``disabled`` (not imported) or ``failed``.
-        providers: provider ids it registered, by kind (``stt``, ``tts``, ``responder``).
+        providers: provider ids it registered, by kind (``stt``, ``tts``, ``responder``,
+            ``conversation``).
         tools: names of the tools it registered.
         hooks: names of the hooks it implements (empty unless imported).
         error: ``"ExceptionType: message"`` for a failed plugin.
@@ -106,9 +112,7 @@ class PluginRecord:
     version: str
     entry_point: str
     status: Status = "loaded"
-    providers: dict[str, list[str]] = attrs.field(
-        factory=lambda: {"stt": [], "tts": [], "responder": []}
-    )
+    providers: dict[str, list[str]] = attrs.field(factory=lambda: _no_providers())
     tools: list[str] = attrs.field(factory=list)
     hooks: list[str] = attrs.field(factory=list)
     error: str | None = None
@@ -195,6 +199,7 @@ class PluginHost:
         transcription_providers: STT providers by id.
         speech_providers: TTS providers by id.
         responders: responder providers by id.
+        conversation_providers: speech-to-speech conversation providers by id.
         tools: tools by name (``register_tools``), for the responder (``use_tools``).
         strict: raise :class:`PluginError` instead of recording a failure.
     """
@@ -207,6 +212,7 @@ class PluginHost:
         self.transcription_providers: dict[str, Any] = {}
         self.speech_providers: dict[str, Any] = {}
         self.responders: dict[str, Any] = {}
+        self.conversation_providers: dict[str, Any] = {}
         self.tools: dict[str, Tool] = {}
         self._owners: dict[tuple[RegistryKind, str], str] = {}
         self._report = report or _report_stderr
@@ -219,6 +225,7 @@ class PluginHost:
             "stt": self.transcription_providers,
             "tts": self.speech_providers,
             "responder": self.responders,
+            "conversation": self.conversation_providers,
             "tool": self.tools,
         }[kind]
 
@@ -360,7 +367,7 @@ class PluginHost:
             if owner == record.name:
                 self.registry(kind).pop(provider_id, None)
                 del self._owners[(kind, provider_id)]
-        record.providers = {"stt": [], "tts": [], "responder": []}
+        record.providers = _no_providers()
         record.tools = []
         plugin = self.pm.get_plugin(record.name)
         if plugin is not None:

@@ -68,10 +68,12 @@ def test_list_plugins_text_table(runner, make_dist, monkeypatch):
     result = runner.invoke(cli, ["list-plugins"])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    header = ["PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "TOOLS", "ERROR"]
+    header = [
+        "PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "CONVERSATION", "TOOLS", "ERROR"
+    ]  # fmt: skip
     assert lines[0].split() == header
     good = next(line for line in lines if line.startswith("vh-cli-good"))
-    assert good.split()[:7] == ["vh-cli-good", "1.0", "loaded", "clistt", "clitts", "-", "-"]
+    assert good.split()[:8] == ["vh-cli-good", "1.0", "loaded", "clistt", "clitts", "-", "-", "-"]
     off = next(line for line in lines if line.startswith("vh-cli-off"))
     assert off.split()[:3] == ["vh-cli-off", "1.0", "disabled"]
 

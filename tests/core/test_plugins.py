@@ -43,7 +43,12 @@ def test_good_plugin_registers_its_providers(make_dist, fake_eps):
     record = host.records["vh-good"]
     assert record.status == "loaded"
     assert record.version == "2.3"
-    assert record.providers == {"stt": ["goodstt"], "tts": ["goodtts"], "responder": []}
+    assert record.providers == {
+        "stt": ["goodstt"],
+        "tts": ["goodtts"],
+        "responder": [],
+        "conversation": [],
+    }
     assert record.hooks == ["register_speech_providers", "register_transcription_providers"]
     assert host.speech_providers["goodtts"].id == "goodtts"
     assert host.owner("stt", "goodstt") == "vh-good"

@@ -227,3 +227,35 @@ async def test_lifecycle_events_of_a_streamed_inbound_call(make_server, rest_fak
     ]
     event = handler.call_events[0]
     assert (event.direction, event.from_, event.to) == ("inbound", "+15005550006", "+15005550001")
+
+
+class ApologiseOnStart(RecordingHandler):
+    async def on_call_start(self, call):
+        await super().on_call_start(call)
+        await call.end_with_message("Sorry, something broke.", "error")
+
+
+async def test_end_with_message_says_it_over_rest_then_ends_the_call(make_server, rest_fake):
+    rest = rest_fake()
+    handler = ApologiseOnStart()
+    h = await make_server(handler=handler, rest=rest)
+    async with h.simulator() as sim:
+        call = await sim.start_call()
+        end = await handler.wait_for("end")
+        assert end[2] == "error"
+        assert await call.wait_closed() == 1000
+    (sid, _status, twiml, _audio) = rest.updates[0]
+    root = ET.fromstring(twiml)
+    assert sid == call.call_sid
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert root.find("Say").text == "Sorry, something broke."
+
+
+async def test_end_with_message_without_rest_just_hangs_up(make_server):
+    handler = ApologiseOnStart()
+    h = await make_server(handler=handler)
+    async with h.simulator() as sim:
+        call = await sim.start_call()
+        end = await handler.wait_for("end")
+        assert end[2] == "error"
+        assert await call.wait_closed() == 1000

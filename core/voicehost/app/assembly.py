@@ -29,11 +29,11 @@ from voicehost.config import (
 from voicehost.config_model import ConfigModel
 from voicehost.contracts import Responder
 from voicehost.conversation import ResponderCallHandler
+from voicehost.conversation_log import TurnObserver
 from voicehost.errors import ConfigError, PluginError
 from voicehost.plugins import PluginHost, load_plugin_host
-from voicehost.records import CallStore
 from voicehost.records.api import add_call_routes
-from voicehost.records.settings import RecordsSettings
+from voicehost.records.settings import RecordsSettings, open_store
 from voicehost.server import (
     CallHandler,
     ObservabilitySettings,
@@ -44,6 +44,9 @@ from voicehost.server import (
 from voicehost.server.dial_api import add_dial_route
 from voicehost.server.handler import default_handler
 from voicehost.server.rest import TwilioRest
+from voicehost.server.shared_state import attach_shared_state
+from voicehost.server.state_settings import StateSettings
+from voicehost.speech_to_speech import CallTools, SpeechToSpeechCallHandler
 from voicehost.tracing import start_tracing
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,7 @@ CORE_TABLES: Mapping[str, type[ConfigModel]] = {
     "twilio": TwilioSettings,
     "records": RecordsSettings,
     "observability": ObservabilitySettings,
+    "state": StateSettings,
 }
 
 
@@ -141,6 +145,14 @@ def load_app_config(
         make_responder(config)  # the responder's own checks (its tools), as serve makes it
     except ConfigError as exc:
         raise ConfigError(f"{settings.where}: {exc}") from exc
+    conversation = config.runtime.conversation
+    if conversation is not None:
+        try:  # the conversation's tools, as serve makes them
+            CallTools(conversation.config, config.host.tools)
+        except ConfigError as exc:
+            where = f"{settings.where}: [conversation.{conversation.id}]"
+            problems = [f"{where} {problem}" for problem in exc.problems]
+            raise ConfigError("\n".join(problems), problems=problems) from exc
     return config
 
 
@@ -163,7 +175,9 @@ def make_responder(config: AppConfig) -> Responder | None:
 
 
 def create_handler(config: AppConfig) -> CallHandler:
-    """The call handler ``serve`` uses: the chosen responder with call records
+    """The call handler ``serve`` uses: with ``[conversation] provider`` set, a
+    :class:`~voicehost.speech_to_speech.SpeechToSpeechCallHandler` on it (with records);
+    else the chosen responder with call records
     (:class:`~voicehost.conversation.ResponderCallHandler`), or, with no responder chosen, one
     that says ``[server] greeting``. The responder's greeting replaces ``[server] greeting``.
     The responder is handed every tool the plugins registered (``Responder.use_tools``) right
@@ -175,6 +189,12 @@ def create_handler(config: AppConfig) -> CallHandler:
             plugin registered), the records database cannot be opened, or traces are on
             without OpenTelemetry installed.
     """
+    conversation = config.runtime.conversation
+    if conversation is not None:
+        store = open_store(config.records) if config.records.enabled else None
+        return SpeechToSpeechCallHandler(
+            conversation.provider, conversation.config, config.host.tools, store
+        )
     responder = make_responder(config)
     choice = config.runtime.responder
     if responder is None or choice is None:
@@ -185,7 +205,7 @@ def create_handler(config: AppConfig) -> CallHandler:
         tracing = start_tracing(service_name=obs.service_name, otlp_endpoint=obs.otlp_endpoint)
     records = config.records
     try:
-        store = CallStore(records.path) if records.enabled else None
+        store = open_store(records) if records.enabled else None
     except ConfigError:
         if tracing is not None:
             tracing.shutdown()
@@ -225,8 +245,11 @@ def build_serve_app(
     # POST /api/calls; calls and the route share one REST client, closed on app clean-up.
     add_dial_route(app, rest=rest, api_token=config.records.api_token)
     add_monitor_routes(app, hub, api_token=config.records.api_token)
-    if isinstance(handler, ResponderCallHandler):
-        handler.turn_observers.append(hub.on_turn)  # bot lines (and events) on /monitor
+    # [state]: Redis shared with the other instances (ConfigError when unreachable)
+    state = config.checked.table("state", StateSettings)
+    attach_shared_state(app, state, api_token=config.records.api_token)
+    if isinstance(handler, ResponderCallHandler | SpeechToSpeechCallHandler):
+        handler.turn_observers.append(_monitor_observer(hub, handler))
         if handler.store is not None:
             add_call_routes(app, handler.store.path, api_token=config.records.api_token)
 
@@ -237,8 +260,8 @@ def build_serve_app(
 
     async def close_providers(_app: web.Application) -> None:
         """The providers' own clients (an optional ``aclose``: SDK connection pools)."""
-        for choice in (runtime.stt, runtime.tts):
-            aclose = getattr(choice.provider, "aclose", None) if choice is not None else None
+        for choice in runtime.chosen:
+            aclose = getattr(choice.provider, "aclose", None)
             if aclose is None:
                 continue
             try:
@@ -250,8 +273,25 @@ def build_serve_app(
     return app
 
 
+def _monitor_observer(
+    hub: MonitorHub, handler: ResponderCallHandler | SpeechToSpeechCallHandler
+) -> TurnObserver:
+    """The turns a handler writes, for /monitor: bot lines and events; in speech-to-speech
+    mode also the caller's finals (no STT session reports them to the monitor there)."""
+    if isinstance(handler, ResponderCallHandler):
+        return hub.on_turn
+
+    def observe(call_sid: str, role: str, kind: str, text: str, at_ms: int) -> None:
+        if role == "caller" and kind == "final":
+            hub.on_transcript(call_sid, text)
+        else:
+            hub.on_turn(call_sid, role, kind, text, at_ms)
+
+    return observe
+
+
 def preload_providers(runtime: RuntimeConfig, report: Callable[[str], None] | None = None) -> None:
-    """Load the chosen STT and TTS providers' models before listening, so the first call's
+    """Load the chosen providers' models before listening, so the first call's
     greeting does not wait for them (Whisper and Piper take 1-4 s to load).
 
     Args:
@@ -262,8 +302,8 @@ def preload_providers(runtime: RuntimeConfig, report: Callable[[str], None] | No
     Raises:
         VoicehostError: a provider could not be prepared.
     """
-    for choice in (runtime.stt, runtime.tts):
-        if choice is None:
+    for choice in runtime.chosen:
+        if choice.kind == "responder":
             continue
         started = time.monotonic()
         choice.provider.preload(choice.config)

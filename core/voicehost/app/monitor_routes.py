@@ -23,9 +23,10 @@ of JSON per event (:mod:`voicehost.app.monitor`: a snapshot first, then changes)
 it). A subscriber that falls behind is dropped (the stream ends; ``EventSource``
 reconnects). Every stream ends at server shutdown.
 
-``POST /api/calls/{call_sid}/hangup`` hangs up a call live on this server
-(:meth:`voicehost.server.state.CallServer.hangup_call`, end reason ``bot-hangup``):
-200 ``{"call_sid", "hung_up": true}``; 404 ``{"error"}`` for a call not live here.
+``POST /api/calls/{call_sid}/hangup`` hangs up a call live on this server, or on another
+instance sharing its ``[state]`` (forwarded there and answered once it hung up;
+:meth:`voicehost.server.state.CallServer.hangup_call`, end reason ``bot-hangup``):
+200 ``{"call_sid", "hung_up": true}``; 404 ``{"error"}`` for a call not live anywhere.
 """
 
 from __future__ import annotations
@@ -181,7 +182,8 @@ def add_monitor_routes(
             return denied
         call_sid = request.match_info["call_sid"]
         server = request.app[SERVER_KEY]
-        if call_sid not in server.calls:
+        # a call live on another instance of the deployment is hung up there
+        if call_sid not in server.calls and not await server.live.is_live(call_sid):
             return json_error(404, f"no live call {call_sid[:40]!r} on this server")
         try:
             await server.hangup_call(call_sid, BOT_HANGUP)

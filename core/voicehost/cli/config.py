@@ -38,7 +38,7 @@ def config_check(config_path: str | None) -> None:
         sys.exit(1)
     click.echo(f"config: {config.settings.path or '(none: built-in defaults)'}")
     runtime = config.runtime
-    for choice in (runtime.stt, runtime.tts, runtime.responder):
+    for choice in runtime.chosen:
         if choice is None:
             continue
         click.echo(f"[{choice.kind}] {KIND_NAMES[choice.kind]}: {choice.id} (from {choice.plugin})")

@@ -34,7 +34,19 @@ def list_plugins(as_json: bool, config_path: str | None) -> None:
     if as_json:
         click.echo(json.dumps([r.as_json() for r in records], indent=2))
         return
-    rows = [("PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "TOOLS", "ERROR")]
+    rows = [
+        (
+            "PLUGIN",
+            "VERSION",
+            "STATUS",
+            "STT",
+            "TTS",
+            "RESPONDERS",
+            "CONVERSATION",
+            "TOOLS",
+            "ERROR",
+        )
+    ]
     for r in records:
         rows.append(
             (
@@ -44,6 +56,7 @@ def list_plugins(as_json: bool, config_path: str | None) -> None:
                 ",".join(r.providers["stt"]) or "-",
                 ",".join(r.providers["tts"]) or "-",
                 ",".join(r.providers["responder"]) or "-",
+                ",".join(r.providers["conversation"]) or "-",
                 ",".join(r.tools) or "-",
                 r.error or "",
             )

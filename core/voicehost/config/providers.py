@@ -1,5 +1,10 @@
-"""Choosing each kind's provider from ``[stt]`` / ``[tts]`` / ``[responder]`` and parsing its
-``[<kind>.<id>]`` table into the provider's ``config_class``."""
+"""Choosing each kind's provider from ``[stt]`` / ``[tts]`` / ``[responder]`` /
+``[conversation]`` and parsing its ``[<kind>.<id>]`` table into the provider's
+``config_class``.
+
+``[conversation]`` has no default: only when its ``provider`` is set is a speech-to-speech
+provider chosen, and it then replaces the STT, TTS and responder (those stay None; their
+tables are still checked for typos, not used)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import attrs
 from voicehost.config.document import Settings
 from voicehost.config.tables import parse_settings_table
 from voicehost.config_model import ProviderConfig, did_you_mean
+from voicehost.contracts.conversation import ConversationConfig
 from voicehost.errors import ConfigError
 from voicehost.plugins import PROVIDER_KINDS, PluginHost, ProviderKind
 
@@ -33,7 +39,10 @@ KIND_NAMES: dict[ProviderKind, str] = {
     "stt": "speech-to-text",
     "tts": "text-to-speech",
     "responder": "responder",
+    "conversation": "speech-to-speech conversation",
 }
+#: The kinds a ``[conversation]`` provider replaces.
+PIPELINE_KINDS: tuple[ProviderKind, ...] = ("stt", "tts", "responder")
 
 
 @attrs.frozen
@@ -41,7 +50,7 @@ class ProviderChoice:
     """The provider chosen for one kind, with its parsed config.
 
     Attributes:
-        kind: ``stt``, ``tts`` or ``responder``.
+        kind: ``stt``, ``tts``, ``responder`` or ``conversation``.
         id: the provider id.
         provider: the provider object its plugin registered.
         plugin: the plugin (distribution) that registered it.
@@ -57,12 +66,20 @@ class ProviderChoice:
 
 @attrs.frozen
 class RuntimeConfig:
-    """The settings and the chosen providers (None for a kind not asked for)."""
+    """The settings and the chosen providers (None for a kind not asked for; with a
+    ``conversation`` provider, ``stt``, ``tts`` and ``responder`` are None)."""
 
     settings: Settings
     stt: ProviderChoice | None
     tts: ProviderChoice | None
     responder: ProviderChoice | None
+    conversation: ProviderChoice | None = None
+
+    @property
+    def chosen(self) -> tuple[ProviderChoice, ...]:
+        """The chosen providers, in kind order."""
+        choices = (self.stt, self.tts, self.responder, self.conversation)
+        return tuple(choice for choice in choices if choice is not None)
 
 
 def kind_table_problems(settings: Settings, host: PluginHost, kind: ProviderKind) -> list[str]:
@@ -97,7 +114,7 @@ def choose_provider(settings: Settings, host: PluginHost, kind: ProviderKind) ->
             class finds, or its ``is_configured`` refusing it.
     """
     table = settings.raw_table(kind)
-    provider_id = table.get("provider", DEFAULT_PROVIDERS[kind])
+    provider_id = table.get("provider", DEFAULT_PROVIDERS.get(kind))
     if not isinstance(provider_id, str) or not provider_id:
         raise ConfigError(
             f"{settings.where}: [{kind}] provider must be a provider id string, not {provider_id!r}"
@@ -112,6 +129,11 @@ def choose_provider(settings: Settings, host: PluginHost, kind: ProviderKind) ->
             f"{KIND_NAMES[kind]} provider (loaded: {loaded}){hint}"
         )
     config_class = getattr(provider, "config_class", ProviderConfig)
+    if kind == "conversation" and not issubclass(config_class, ConversationConfig):
+        raise ConfigError(
+            f"{settings.where}: [{kind}] provider {provider_id!r}: its config_class "
+            f"{config_class.__name__} must subclass voicehost.ConversationConfig"
+        )
     config = parse_settings_table(settings, config_class, kind, provider_id)
     if not provider.is_configured(config):
         raise ConfigError(
@@ -137,19 +159,32 @@ def resolve_providers(
     host: PluginHost,
     kinds: tuple[ProviderKind, ...] = PROVIDER_KINDS,
 ) -> RuntimeConfig:
-    """Choose every provider kind in ``kinds`` (others stay None).
+    """Choose every provider kind in ``kinds`` (others stay None). ``conversation`` is
+    chosen only when ``[conversation] provider`` is set, and then the pipeline kinds
+    (``stt``, ``tts``, ``responder``) are not.
 
     Raises:
         ConfigError: every problem found in those kinds' tables, one line each.
     """
     chosen: dict[str, ProviderChoice] = {}
     problems: list[str] = []
+    speech_to_speech = "conversation" in kinds and "provider" in settings.raw_table("conversation")
     for kind in kinds:
         problems += kind_table_problems(settings, host, kind)
+        if kind == "conversation" and not speech_to_speech:
+            continue
+        if kind in PIPELINE_KINDS and speech_to_speech:
+            continue
         try:
             chosen[kind] = choose_provider(settings, host, kind)
         except ConfigError as exc:
             problems += exc.problems
     if problems:
         raise ConfigError("\n".join(problems), problems=problems)
-    return RuntimeConfig(settings, chosen.get("stt"), chosen.get("tts"), chosen.get("responder"))
+    return RuntimeConfig(
+        settings,
+        chosen.get("stt"),
+        chosen.get("tts"),
+        chosen.get("responder"),
+        chosen.get("conversation"),
+    )

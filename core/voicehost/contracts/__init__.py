@@ -1,9 +1,29 @@
-"""The contracts between the host and its plugins: audio formats, the STT, TTS and responder
-provider interfaces, what a responder sees of a call, and the tools a responder may call.
+"""The contracts between the host and its plugins: audio formats, the STT, TTS, responder and
+speech-to-speech conversation provider interfaces, what a responder sees of a call, and the
+tools a responder may call.
 
 Plugins import these from :mod:`voicehost` itself; inside the core, import them from here.
 """
 
+from voicehost.contracts.conversation import (
+    CALL_TOOLS,
+    AudioOut,
+    BotTranscript,
+    CallerSpeechStarted,
+    CallerSpeechStopped,
+    CallerTranscript,
+    ConversationConfig,
+    ConversationError,
+    ConversationEvent,
+    ConversationProvider,
+    ConversationRequest,
+    ConversationSession,
+    ConversationTransferTarget,
+    ResponseDone,
+    SessionExpiring,
+    ToolCall,
+    ToolSpec,
+)
 from voicehost.contracts.formats import (
     MULAW_8K,
     PCM16_8K,
@@ -42,6 +62,7 @@ from voicehost.contracts.responders import (
 from voicehost.contracts.tools import Tool, ToolError, ToolHandler, ToolUse
 
 __all__ = [
+    "CALL_TOOLS",
     "HANG_UP",
     "MULAW_8K",
     "PCM16_8K",
@@ -50,8 +71,20 @@ __all__ = [
     "PCM16_24K",
     "Action",
     "AudioFormat",
+    "AudioOut",
+    "BotTranscript",
     "CallContext",
+    "CallerSpeechStarted",
+    "CallerSpeechStopped",
+    "CallerTranscript",
     "ConfigT",
+    "ConversationConfig",
+    "ConversationError",
+    "ConversationEvent",
+    "ConversationProvider",
+    "ConversationRequest",
+    "ConversationSession",
+    "ConversationTransferTarget",
     "ConversationTurn",
     "Encoding",
     "HangUp",
@@ -59,12 +92,16 @@ __all__ = [
     "ReplyItem",
     "Responder",
     "ResponderProvider",
+    "ResponseDone",
     "Role",
     "SendDtmf",
+    "SessionExpiring",
     "SpeechProvider",
     "Tool",
+    "ToolCall",
     "ToolError",
     "ToolHandler",
+    "ToolSpec",
     "ToolUse",
     "TranscriptionCallbacks",
     "TranscriptionCapabilities",

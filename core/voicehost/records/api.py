@@ -11,8 +11,10 @@ Transcripts are personal data: when ``[records] api_token`` is set the routes re
 clients only (403 otherwise), so a server reachable by Twilio does not publish its calls
 (:func:`voicehost.server.access.api_refusal`, the rule ``POST /api/calls`` follows too).
 Behind a reverse proxy on the same host every client looks local: set ``api_token`` there.
-The database is read on a worker thread, never on the event loop. No database file yet
-reads as no calls; a file that is not a call record database is a 500.
+The database (the SQLite file, or PostgreSQL with ``[records] url``: every instance of a
+deployment then reads the same calls) is read on a worker thread, never on the event loop.
+No database file yet reads as no calls; a file that is not a call record database, or a
+Postgres that cannot be reached, is a 500.
 """
 
 from __future__ import annotations
@@ -22,32 +24,43 @@ from pathlib import Path
 
 from aiohttp import web
 
+from voicehost.records.source import RecordSource, is_postgres_url
 from voicehost.records.store import MAX_LIST_LIMIT, read_call, read_calls
 from voicehost.server.access import api_refusal, json_error
 
-#: ``app[RECORDS_PATH_KEY]``: the SQLite file the routes read.
+#: ``app[RECORDS_PATH_KEY]``: the SQLite file the routes read (absent with Postgres records).
 RECORDS_PATH_KEY = web.AppKey("voicehost.records_path", Path)
+#: ``app[RECORDS_SOURCE_KEY]``: what the routes read, the SQLite file or a Postgres URL.
+RECORDS_SOURCE_KEY = web.AppKey("voicehost.records_source", object)
 
 #: The most calls one ``GET /api/calls`` lists (``?limit=``), and the number without one.
 DEFAULT_LIST_LIMIT = 20
 
 
-def add_call_routes(app: web.Application, path: str | Path, *, api_token: str = "") -> None:
+def add_call_routes(app: web.Application, path: RecordSource, *, api_token: str = "") -> None:
     """Add the call-record routes to ``app`` (call before the app starts).
 
     Args:
         app: the server's application (:func:`voicehost.server.build_app`).
-        path: the records database (``[records] path``).
+        path: the records database: ``[records] path``, or the ``[records] url`` of
+            PostgreSQL.
         api_token: when non-empty, the bearer token the routes require.
     """
-    app[RECORDS_PATH_KEY] = Path(path)
+    source: RecordSource = str(path) if is_postgres_url(str(path)) else Path(path)
+    app[RECORDS_SOURCE_KEY] = source
+    if isinstance(source, Path):
+        app[RECORDS_PATH_KEY] = source
+
+    def present(db: RecordSource) -> bool:
+        return not isinstance(db, Path) or db.exists()
 
     async def get_call(request: web.Request) -> web.Response:
         if denied := api_refusal(request, api_token):
             return denied
         call_sid = request.match_info["call_sid"]
-        db = request.app[RECORDS_PATH_KEY]
-        call = await asyncio.to_thread(read_call, db, call_sid) if db.exists() else None
+        db = request.app[RECORDS_SOURCE_KEY]
+        assert isinstance(db, str | Path)
+        call = await asyncio.to_thread(read_call, db, call_sid) if present(db) else None
         if call is None:
             return json_error(404, f"no call {call_sid!r}")
         return web.json_response(call)
@@ -62,8 +75,9 @@ def add_call_routes(app: web.Application, path: str | Path, *, api_token: str = 
             return json_error(
                 400, f"limit must be a whole number from 1 to {MAX_LIST_LIMIT}, not {shown!r}"
             )
-        db = request.app[RECORDS_PATH_KEY]
-        calls = await asyncio.to_thread(read_calls, db, limit) if db.exists() else []
+        db = request.app[RECORDS_SOURCE_KEY]
+        assert isinstance(db, str | Path)
+        calls = await asyncio.to_thread(read_calls, db, limit) if present(db) else []
         return web.json_response(calls)
 
     app.router.add_get("/api/calls", list_calls)

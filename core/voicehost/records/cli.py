@@ -1,13 +1,14 @@
 """``voicehost calls list``, ``voicehost calls show CALL_SID [--json]`` and ``voicehost calls
 stats [--last N] [--json]``: read call records.
 
-The database is ``--db PATH`` when given, else ``[records] path`` of ``plugins.toml`` (found as
-every command finds it: ``--config``, ``$VOICEHOST_CONFIG`` or ``./plugins.toml``), else
-``./voicehost.db``. ``show --json`` prints exactly what ``GET /api/calls/{call_sid}`` returns;
-``show`` prints the call's direction, who answered (machine detection), its lifecycle events
-(time from the call's start) and its turns (time from the stream's start; tool calls as
-``[tool] name(arguments)`` and their results as ``[tool] → result``; under each caller turn
-the bot answered, its latencies). ``stats`` prints the p50 / p95 of each turn latency over
+The database is ``--db PATH`` (or ``--db postgresql://…``) when given, else ``[records] url``
+(PostgreSQL) or ``[records] path`` of ``plugins.toml`` (found as every command finds it:
+``--config``, ``$VOICEHOST_CONFIG`` or ``./plugins.toml``), else ``./voicehost.db``.
+``show --json`` prints exactly what ``GET /api/calls/{call_sid}`` returns; ``show`` prints
+the call's direction, who answered (machine detection), its lifecycle events (time from the
+call's start) and its turns (time from the stream's start; tool calls as ``[tool]
+name(arguments)`` and their results as ``[tool] → result``; under each caller turn the bot
+answered, its latencies). ``stats`` prints the p50 / p95 of each turn latency over
 the latest calls (:mod:`voicehost.records.stats`) and the counts of barge-ins and errors.
 """
 
@@ -23,6 +24,7 @@ import click
 from voicehost.cli_options import config_option
 from voicehost.config.document import load_settings
 from voicehost.errors import VoicehostError
+from voicehost.records.source import RecordSource, is_postgres_url
 from voicehost.records.stats import MAX_STATS_CALLS, call_stats
 from voicehost.records.store import DEFAULT_PATH, MAX_LIST_LIMIT, read_call, read_calls
 
@@ -43,14 +45,33 @@ def records_path(config_path: str | None) -> Path:
     return Path(parse_settings_table(settings, RecordsSettings, "records").path)
 
 
-def _db_path(ctx: click.Context, db: str | None, config: str | None) -> Path:
-    return Path(db) if db else records_path(config)
+def records_source(config_path: str | None) -> RecordSource:
+    """``[records] url`` (PostgreSQL) of the config file when set, else :func:`records_path`.
+
+    Raises:
+        ConfigError: the file or its ``[records]`` table is wrong.
+    """
+    settings = load_settings(config_path)
+    if "records" not in settings.data:
+        return Path(DEFAULT_PATH)
+    from voicehost.config.tables import parse_settings_table  # pydantic: only when needed
+    from voicehost.records.settings import RecordsSettings
+
+    records = parse_settings_table(settings, RecordsSettings, "records")
+    return records.url or Path(records.path)
+
+
+def _db_path(ctx: click.Context, db: str | None, config: str | None) -> RecordSource:
+    if db:
+        return db if is_postgres_url(db) else Path(db)
+    return records_source(config)
 
 
 _db_option = click.option(
     "--db",
     type=click.Path(dir_okay=False),
-    help="SQLite file of call records (default: [records] path, else ./voicehost.db).",
+    help="SQLite file or postgresql:// URL of the call records (default: [records] url or "
+    "path, else ./voicehost.db).",
 )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from voicehost.errors import ConfigError
 from voicehost.records.schema import has_table
+from voicehost.records.source import RecordSource, is_postgres_url
 from voicehost.records.timings import TurnTimings
 
 #: The most calls one listing returns (``calls list --limit``, ``/api/calls?limit=``).
@@ -65,8 +66,9 @@ def open_for_read(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def read_call(path: str | Path, call_sid: str) -> dict[str, Any] | None:
-    """One call as JSON-ready data, or None when ``call_sid`` is unknown.
+def read_call(path: RecordSource, call_sid: str) -> dict[str, Any] | None:
+    """One call as JSON-ready data, or None when ``call_sid`` is unknown. ``path`` is the
+    SQLite file, or a ``postgresql://`` URL (:mod:`voicehost.records.pg_read`).
 
     Shape::
 
@@ -89,6 +91,10 @@ def read_call(path: str | Path, call_sid: str) -> dict[str, Any] | None:
     Raises:
         ConfigError: no database at ``path``, or it is not a voicehost one.
     """
+    if is_postgres_url(path):
+        from voicehost.records import pg_read  # psycopg: only for Postgres records
+
+        return pg_read.read_call(str(path), call_sid)
     conn = open_for_read(path)
     try:
         row = conn.execute("SELECT * FROM calls WHERE call_sid = ?", (call_sid,)).fetchone()
@@ -119,13 +125,17 @@ def _timings_json(row: sqlite3.Row) -> dict[str, Any] | None:
     return timings.to_json() if timings is not None else None
 
 
-def read_calls(path: str | Path, limit: int = 50) -> list[dict[str, Any]]:
+def read_calls(path: RecordSource, limit: int = 50) -> list[dict[str, Any]]:
     """The latest ``limit`` calls (at most :data:`MAX_LIST_LIMIT`), newest first, each as in
     :func:`read_call` but with ``turn_count`` instead of ``events`` and ``turns``.
 
     Raises:
         ConfigError: as :func:`read_call`.
     """
+    if is_postgres_url(path):
+        from voicehost.records import pg_read  # psycopg: only for Postgres records
+
+        return pg_read.read_calls(str(path), limit, max_limit=MAX_LIST_LIMIT)
     conn = open_for_read(path)
     try:
         rows = conn.execute(

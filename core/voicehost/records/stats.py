@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from voicehost.records.read import open_for_read
 from voicehost.records.schema import columns
+from voicehost.records.source import RecordSource, is_postgres_url
 from voicehost.records.timings import LATENCIES, TIMING_FIELDS, TurnTimings
 
 __all__ = ["MAX_STATS_CALLS", "call_stats", "percentile"]
@@ -30,7 +30,7 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def call_stats(path: str | Path, last: int = 100) -> dict[str, Any]:
+def call_stats(path: RecordSource, last: int = 100) -> dict[str, Any]:
     """Latency percentiles and counts over the latest ``last`` calls (by start time).
 
     Shape::
@@ -49,6 +49,10 @@ def call_stats(path: str | Path, last: int = 100) -> dict[str, Any]:
     Raises:
         ConfigError: no database at ``path``, or it is not a voicehost one.
     """
+    if is_postgres_url(path):
+        from voicehost.records import pg_read  # psycopg: only for Postgres records
+
+        return pg_read.call_stats(str(path), min(max(0, last), MAX_STATS_CALLS), percentile)
     limit = (min(max(0, last), MAX_STATS_CALLS),)
     conn = open_for_read(path)
     try:

@@ -18,6 +18,7 @@ requests are part of the app itself, whatever runs it (:mod:`voicehost.server.ht
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -25,7 +26,7 @@ from voicehost import metrics
 from voicehost.server.call_control import CallRest
 from voicehost.server.handler import CallHandler
 from voicehost.server.http import http_app_options, make_runner
-from voicehost.server.live_state import LiveCallState
+from voicehost.server.live_state import LiveCallState, LiveStateUnavailable
 from voicehost.server.media_stream import handle_media_stream
 from voicehost.server.metrics_route import add_metrics_route
 from voicehost.server.settings import ObservabilitySettings, ServerSettings, TwilioSettings
@@ -35,6 +36,18 @@ from voicehost.server.webhook import handle_status_callback, handle_voice_webhoo
 log = logging.getLogger(__name__)
 
 __all__ = ["build_app", "make_runner"]
+
+
+@web.middleware
+async def state_unavailable_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A request that needs the shared live state while it is unreachable gets 503 (one log
+    line, logged by the store when it went down; no traceback)."""
+    try:
+        return await handler(request)
+    except LiveStateUnavailable:
+        return web.Response(status=503, text="Call state store unavailable; try again\n")
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
@@ -94,6 +107,7 @@ def build_app(
             "for local development only"
         )
     app = web.Application(**http_app_options(settings))
+    app.middlewares.append(state_unavailable_middleware)
     app[SERVER_KEY] = server
     app.router.add_post(settings.webhook_path, handle_voice_webhook)
     app.router.add_post(settings.status_path, handle_status_callback)

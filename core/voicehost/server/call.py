@@ -46,8 +46,8 @@ from voicehost.server.call_control import CallControl, CallControlError, HeardTe
 from voicehost.server.call_stt import CallTranscription, choose_input_format
 from voicehost.server.events import BOT_HANGUP, ERROR, IDLE, MAX_DURATION, TRANSFERRED
 from voicehost.server.handler import CallHandler
-from voicehost.server.playback import Playback, Reply, ReplyStatus
-from voicehost.server.twiml import dial_twiml
+from voicehost.server.playback import Playback, PlaybackError, Reply, ReplyStatus
+from voicehost.server.twiml import dial_twiml, notify_twiml
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ class Call:
         # While STT closes, the vendor may flush the caller's last words (Deepgram's
         # Finalize, OpenAI's commit); those finals still reach the handler.
         self._late_tasks: set[asyncio.Task[None]] = set()
+        self._listener: Callable[[bytes], None] | None = None
 
     # --- what the application uses ---------------------------------------------------------
 
@@ -191,6 +192,53 @@ class Call:
     def clear(self) -> bool:
         """Barge in by hand: stop and drop all playback, send ``clear``."""
         return self.playback.barge_in()
+
+    def listen(self, sink: Callable[[bytes], None] | None) -> None:
+        """Hand every inbound 20 ms μ-law frame (160 bytes, as Twilio sent it) to ``sink``
+        too, on the event loop, as it arrives (None: stop). A speech-to-speech model hears
+        the caller this way. ``sink`` must not block; an exception it raises is logged and
+        the frame is dropped."""
+        self._listener = sink
+
+    def play_stream(self, ulaw_chunks: AsyncIterable[bytes], *, progress_ms: int = 100) -> Reply:
+        """Play μ-law 8 kHz arriving in chunks (a speech-to-speech model's audio), framed and
+        paced like speech, with a progress mark every ``progress_ms`` of audio
+        (:meth:`played_ms`). ``await`` the :class:`Reply` to wait until its final mark was
+        echoed (it has played).
+
+        Raises:
+            ValueError: ``progress_ms`` not a multiple of 20.
+            PlaybackQueueFull / PlaybackError: as :meth:`say`; PlaybackError also without a
+                stream (the ``<Say>`` fallback has no audio path).
+        """
+        if not isinstance(self.playback, Playback):
+            raise PlaybackError("the call has no media stream to play audio on")
+        self._audio_played = True
+        return self.playback.play_stream(ulaw_chunks, label="stream", progress_ms=progress_ms)
+
+    def played_ms(self, reply: Reply) -> int:
+        """How much of ``reply`` the caller has heard, ms (see
+        :meth:`~voicehost.server.playback.Playback.played_ms`); 0 without a stream."""
+        return self.playback.played_ms(reply) if isinstance(self.playback, Playback) else 0
+
+    async def end_with_message(self, text: str, reason: str) -> None:
+        """End the call after Twilio says ``text`` with ``<Say>`` (a REST update to
+        ``<Say>text</Say><Hangup/>``, which also closes the stream); without REST, or when
+        Twilio refuses it, the call is just hung up. ``on_call_end`` gets ``reason``."""
+        if self.end_reason is None and not self._ending:
+            self.end_reason = reason
+        rest = self.control.rest
+        if rest is not None and text and not self._ending:
+            try:
+                await rest.update_call(
+                    self.call_sid, twiml=notify_twiml(text, voice=self.control.say_voice)
+                )
+            except VoicehostError as exc:
+                log.warning("call %s: <Say> of the last words refused: %s", self, exc)
+            else:
+                await self.hangup(reason, rest_hangup=False)
+                return
+        await self.hangup(reason)
 
     async def transfer(self, to: str, *, message: str | None = None) -> None:
         """Hand the call to a person: say ``message`` (default ``[server] transfer_message``)
@@ -284,6 +332,11 @@ class Call:
         self._media.frames_in += 1
         if self.transcription is not None:
             self.transcription.feed(ulaw)
+        if self._listener is not None:
+            try:
+                self._listener(ulaw)
+            except Exception:
+                log.exception("call %s: audio listener failed; frame dropped", self)
 
     def dtmf(self, digit: str) -> None:
         """A key press from the caller (one key from the stream; every key pressed before

@@ -31,12 +31,45 @@ from typing import Any, Protocol
 
 import attrs
 
+from voicehost.errors import VoicehostError
 from voicehost.server.tokens import StreamTokens
 
-__all__ = ["DEFAULT_RECORD_TTL_S", "CallRecord", "LiveCallState", "MemoryLiveState"]
+__all__ = [
+    "DEFAULT_RECORD_TTL_S",
+    "CallForwarder",
+    "CallRecord",
+    "LiveCallState",
+    "LiveStateUnavailable",
+    "MemoryLiveState",
+    "StreamStart",
+]
 
 #: How long the webhook's data of a call is kept when no stream claims it, s.
 DEFAULT_RECORD_TTL_S = 3600.0
+
+
+class LiveStateUnavailable(VoicehostError):
+    """The shared live state (Redis) cannot be reached right now. The transport answers a
+    request that needs it with 503 (a stream ``start`` is closed 1013); calls already live
+    go on, their state is local."""
+
+
+class CallForwarder(Protocol):
+    """Hands an action on a call to the instance that holds the call's live stream (see
+    :mod:`voicehost.server.redis_actions`). A single instance has none."""
+
+    async def forward(self, call_sid: str, action: str, args: Mapping[str, Any]) -> bool:
+        """Run ``action`` (``hangup`` | ``status`` | ``transfer``) with ``args`` on the
+        instance that holds ``call_sid``, and wait until it has acted.
+
+        Returns:
+            True when another instance holds the call and acted; False when no other
+            instance holds it (the caller acts itself).
+
+        Raises:
+            CallControlError: the owner refused the action or did not answer in time.
+        """
+        ...
 
 
 @attrs.frozen
@@ -78,6 +111,31 @@ class CallRecord:
             answered_by=str(form.get("AnsweredBy", "")),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (``from_`` as ``from_``); :meth:`from_json`
+        reverses it."""
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CallRecord:
+        """A record from :meth:`to_json`'s dict (unknown keys are ignored)."""
+        names = {field.name for field in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@attrs.frozen
+class StreamStart:
+    """What :meth:`LiveCallState.start_stream` found.
+
+    Attributes:
+        record: the webhook's data of the call, or None (not stored, or expired).
+        claimed: True when the call is now live here; False when it already had a live
+            stream (here or on another instance): the new stream must be refused.
+    """
+
+    record: CallRecord | None
+    claimed: bool
+
 
 class LiveCallState(Protocol):
     """Where the transport keeps what must outlive one request.
@@ -90,6 +148,22 @@ class LiveCallState(Protocol):
     async def issue_token(self, call_sid: str) -> str:
         """A fresh single-use stream token for ``call_sid``, valid for the store's token
         TTL in seconds; it replaces any earlier unused token of the call."""
+        ...
+
+    async def admit_call(self, record: CallRecord) -> str | None:
+        """The voice webhook's step in one (one round trip in a network store): None when
+        the call already has a live stream (a replayed webhook); else store ``record`` (as
+        :meth:`remember_call`) and return a fresh stream token (as :meth:`issue_token`)."""
+        ...
+
+    async def start_stream(self, call_sid: str, token: str | None, owner: str) -> StreamStart:
+        """A stream's ``start`` in one (one round trip in a network store): spend ``token``
+        (as :meth:`consume_token`), read the call's record and claim the call for instance
+        ``owner`` (as :meth:`mark_live`). Atomic like each of them.
+
+        Raises:
+            TokenRejected: as :meth:`consume_token` (nothing is claimed).
+        """
         ...
 
     async def consume_token(self, call_sid: str, token: str | None) -> None:
@@ -202,6 +276,17 @@ class MemoryLiveState:
 
     async def revoke_token(self, call_sid: str) -> None:
         self.tokens.revoke(call_sid)
+
+    async def admit_call(self, record: CallRecord) -> str | None:
+        if await self.is_live(record.call_sid):
+            return None
+        await self.remember_call(record)
+        return await self.issue_token(record.call_sid)
+
+    async def start_stream(self, call_sid: str, token: str | None, owner: str) -> StreamStart:
+        await self.consume_token(call_sid, token)
+        record = await self.get_call(call_sid)
+        return StreamStart(record, await self.mark_live(call_sid, owner))
 
     # --- call data -------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from aiohttp import WSMsgType, web
 from voicehost import metrics
 from voicehost.server.call import Call
 from voicehost.server.events import BOT_HANGUP, CALLER_HANGUP, ERROR, IDLE
-from voicehost.server.live_state import CallRecord
+from voicehost.server.live_state import CallRecord, LiveStateUnavailable
 from voicehost.server.outbound import OutboundChannel
 from voicehost.server.playback import Playback
 from voicehost.server.protocol import (
@@ -309,18 +309,19 @@ class MediaStream:
         token = params.get("token")
         if not isinstance(token, str) or not token:
             token = self.request.query.get("token")
-        live = self.server.live
-        try:
-            await live.consume_token(call_sid, token)
+        if self.server.draining:
+            await self._close_now(1001, "Server is shutting down")
+            return False
+        try:  # spend the token, read the webhook's data, claim the call: one step
+            started = await self.server.live.start_stream(call_sid, token, self.server.instance_id)
         except TokenRejected as exc:
             log.warning("rejecting stream for call %s from %s: %s", call_sid, self.ip, exc)
             await self._close_now(1008, "Unknown call")
             return False
-        if self.server.draining:
-            await self._close_now(1001, "Server is shutting down")
-            return False
-        record = await live.get_call(call_sid)
-        if not await self.server.claim_call(call_sid):
+        except LiveStateUnavailable:
+            return await self._state_unavailable(call_sid)
+        record = started.record
+        if not started.claimed:
             log.warning(
                 "rejecting a second stream for call %s from %s: it is already live",
                 call_sid,
@@ -354,6 +355,12 @@ class MediaStream:
         self.server.call_answered(self.call)
         self.call.start()
         return True
+
+    async def _state_unavailable(self, call_sid: str) -> bool:
+        """The shared live state is down: refuse the stream (1013, try again later)."""
+        log.warning("rejecting stream for call %s: the call state store is unreachable", call_sid)
+        await self._close_now(1013, "Call state unavailable")
+        return False
 
     def _make_call(
         self,

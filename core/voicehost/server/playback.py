@@ -26,6 +26,10 @@ are purged and ``clear`` is sent ahead of everything else. All of these replies 
 
 Raw audio (:meth:`Playback.play_audio`, e.g. DTMF tones from :mod:`voicehost.dtmf`) is a reply
 without TTS: already μ-law 8 kHz, it takes steps 1–3 from the framing on, in the same queue.
+:meth:`Playback.play_stream` does the same for μ-law arriving in chunks (a speech-to-speech
+model's audio) and can send *progress marks* (``reply-<n>@<ms>``) every ``progress_ms`` of
+audio, so :meth:`Playback.played_ms` knows how much of it the caller has heard when they cut
+in (OpenAI's ``conversation.item.truncate`` takes that as ``audio_end_ms``).
 
 Metrics (:mod:`voicehost.metrics`): each frame's pacing lateness (the time it was handed to
 the socket minus the later of its schedule, ``play_end - lead``, and the moment its audio
@@ -105,19 +109,33 @@ class Reply:
         first_audio_at: when its first frame was handed to the socket (the playback's
             clock: ``time.monotonic`` unless injected), s; None before.
         mark_echoed: True when Twilio echoed the mark (False: finished by timeout).
+        raw: ``source`` is μ-law 8 kHz (bytes, or an async iterable of bytes chunks).
+        progress_frames: a progress mark follows every this many frames (0: none).
+        heard_ms / heard_at: the audio (ms from the reply's start) confirmed played by the
+            last echoed progress mark, and when that echo came (the playback's clock, s).
     """
 
     def __init__(
-        self, reply_id: int, source: str | AsyncIterable[str] | bytes, label: str | None = None
+        self,
+        reply_id: int,
+        source: str | AsyncIterable[str] | bytes | AsyncIterable[bytes],
+        label: str | None = None,
+        *,
+        raw: bool = False,
+        progress_frames: int = 0,
     ) -> None:
         self.id = reply_id
         self.source = source
         self.text = source if isinstance(source, str) else None
         self.label = label
+        self.raw = raw or isinstance(source, bytes)
+        self.progress_frames = progress_frames
         self.mark_name = f"reply-{reply_id}"
         self.frames_sent = 0
         self.first_audio_at: float | None = None
         self.mark_echoed = False
+        self.heard_ms = 0
+        self.heard_at: float | None = None
         self._future: asyncio.Future[ReplyStatus] = asyncio.get_running_loop().create_future()
         self._future.add_done_callback(_consume_exception)
 
@@ -208,6 +226,7 @@ class Playback:
         self._closed = False
         self._worker: asyncio.Task[None] | None = None
         self._taken: set[int] = set()  # replies handed over by take_queued, left unresolved
+        self._progress: dict[str, tuple[Reply, int]] = {}  # progress mark → (reply, ms)
         self._media = metrics.media_tally()
         #: monotonic send time of every media frame (for pacing checks and benchmarks)
         self.frame_times: list[float] | None = None
@@ -261,6 +280,47 @@ class Playback:
             raise PlaybackError("the call has ended; no more audio can be played")
         return self._enqueue(Reply(next(self._ids), bytes(ulaw), label))
 
+    def play_stream(
+        self, chunks: AsyncIterable[bytes], *, label: str = "stream", progress_ms: int = 0
+    ) -> Reply:
+        """Queue μ-law 8 kHz mono arriving in chunks of any length (a speech-to-speech
+        model's audio deltas) as one reply: each frame is sent as soon as it is complete and
+        due, paced like speech; the reply ends (and its mark is sent) when ``chunks`` ends.
+        With ``progress_ms`` (a multiple of 20) a progress mark follows every
+        ``progress_ms`` of audio, for :meth:`played_ms`. Closing ``chunks`` is the caller's
+        business; barge-in ``aclose()``-s it.
+
+        Raises:
+            ValueError: ``progress_ms`` is negative or not a multiple of 20 ms.
+            PlaybackQueueFull: ``max_queued`` replies already wait or play.
+            PlaybackError: the call has ended.
+        """
+        if progress_ms < 0 or progress_ms % 20:
+            raise ValueError(f"progress_ms must be a multiple of 20 ms, not {progress_ms}")
+        if self._closed:
+            raise PlaybackError("the call has ended; no more audio can be played")
+        reply = Reply(next(self._ids), chunks, label, raw=True, progress_frames=progress_ms // 20)
+        return self._enqueue(reply)
+
+    def played_ms(self, reply: Reply) -> int:
+        """How much of ``reply`` the caller has heard, ms from its start: the position of
+        its last echoed progress mark plus the time since that echo, never past the next
+        progress mark nor past the audio sent (before any echo: the time since its first
+        frame, bounded the same way). All of it once its final mark was echoed."""
+        sent_ms = reply.frames_sent * 20
+        if reply.mark_echoed:
+            return sent_ms
+        if reply.first_audio_at is None:
+            return 0
+        since, base = (
+            (reply.heard_at, reply.heard_ms)
+            if reply.heard_at is not None
+            else (reply.first_audio_at, 0)
+        )
+        elapsed_ms = int((self._clock() - since) * 1000)
+        step_ms = reply.progress_frames * 20 if reply.progress_frames else elapsed_ms
+        return max(0, min(base + elapsed_ms, base + step_ms, sent_ms))
+
     def _enqueue(self, reply: Reply) -> Reply:
         if self.pending >= self.max_queued:
             raise PlaybackQueueFull(
@@ -306,6 +366,7 @@ class Playback:
                 self._finish_mark(message.tag, ReplyStatus.CANCELLED)
         for name in list(self._awaiting_mark):
             self._finish_mark(name, ReplyStatus.CANCELLED)
+        self._progress.clear()  # marks Twilio echoes on ``clear`` were not played
         self.channel.send(OutboundMessage("clear", clear_message(self.stream_sid)), front=True)
         self._play_end = self._clock()
         return True
@@ -313,6 +374,12 @@ class Playback:
     def on_mark(self, name: str) -> bool:
         """Twilio echoed mark ``name``. Returns False for a mark this playback did not send
         (or already settled, e.g. echoed after a ``clear``)."""
+        progress = self._progress.pop(name, None)
+        if progress is not None:
+            reply, ms = progress
+            if ms > reply.heard_ms:
+                reply.heard_ms, reply.heard_at = ms, self._clock()
+            return True
         entry = self._awaiting_mark.get(name)
         if entry is None:
             return False
@@ -328,6 +395,7 @@ class Playback:
         self._queue.clear()
         for name in list(self._awaiting_mark):
             self._finish_mark(name, ReplyStatus.CANCELLED)
+        self._progress.clear()
         active = self._active
         if self._worker is not None:
             self._worker.cancel()
@@ -375,7 +443,7 @@ class Playback:
                 reply._resolve(ReplyStatus.CANCELLED)
             elif (exc := task.exception()) is not None:
                 log.warning("stream %s: reply %d failed: %s", self.stream_sid, reply.id, exc)
-                if not isinstance(reply.source, bytes):
+                if not reply.raw:
                     metrics.count_vendor_error(self.provider, "synthesis")
                 reply._fail(exc)
 
@@ -385,6 +453,8 @@ class Playback:
         asked: float | None = None  # when a text's synthesis was asked (TTS time to first audio)
         if isinstance(reply.source, bytes):
             stream: AsyncIterator[bytes] = _raw(reply.source)
+        elif reply.raw:
+            stream = aiter(reply.source)  # type: ignore[arg-type]
         else:
             assert self.provider is not None
             fmt = self.provider.output_format(self.config)
@@ -441,6 +511,13 @@ class Playback:
             reply.first_audio_at = now
         self._play_end += FRAME_S
         reply.frames_sent += 1
+        every = reply.progress_frames
+        if every and reply.frames_sent % every == 0:
+            name = f"{reply.mark_name}@{reply.frames_sent * 20}"
+            if self.channel.send(
+                OutboundMessage("mark", mark_message(self.stream_sid, name), name)
+            ):
+                self._progress[name] = (reply, reply.frames_sent * 20)
 
 
 _ACLOSE_TIMEOUT_S = 5.0

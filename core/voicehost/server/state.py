@@ -36,7 +36,13 @@ from voicehost.server.events import (
 )
 from voicehost.server.handler import CallHandler, default_handler
 from voicehost.server.limits import PendingLimiter
-from voicehost.server.live_state import CallRecord, LiveCallState, MemoryLiveState
+from voicehost.server.live_state import (
+    CallForwarder,
+    CallRecord,
+    LiveCallState,
+    LiveStateUnavailable,
+    MemoryLiveState,
+)
 from voicehost.server.protocol import sanitize_log_text
 from voicehost.server.settings import ServerSettings, TwilioSettings
 
@@ -119,6 +125,8 @@ class CallServer:
         calls: the calls live on this instance, by call SID.
         sockets: every open Media Streams socket of this instance (pending and live).
         draining: True once :meth:`drain` began; new calls are refused.
+        forwarder: hands actions on calls live on another instance to that instance
+            (:mod:`voicehost.server.redis_actions`); None for a single instance.
         ended_calls: how many calls have ended here (for health and tests).
     """
 
@@ -162,6 +170,7 @@ class CallServer:
         self.calls: dict[str, Call] = {}
         self._streams: dict[str, StreamSocket] = {}
         self.draining = False
+        self.forwarder: CallForwarder | None = None
         self.ended_calls = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -214,6 +223,8 @@ class CallServer:
             try:
                 await self.live.update_call(call.call_sid, stream_outcome=outcome)
                 await self.live.mark_ended(call.call_sid, self.instance_id)
+            except LiveStateUnavailable as exc:  # logged once by the store; the call ends
+                log.info("call %s: not released in the live state: %s", call.call_sid, exc)
             except Exception:  # a shared store that is down must not stop the call's end
                 log.exception("call %s: releasing it in the live state failed", call.call_sid)
         if not self.calls:
@@ -225,9 +236,10 @@ class CallServer:
         task.add_done_callback(self._event_tasks.discard)
 
     async def hangup_call(self, call_sid: str, reason: str = BOT_HANGUP) -> None:
-        """Hang up ``call_sid``: a call live here ends through :meth:`Call.hangup`; any other
-        (ringing, queued, or live elsewhere) with a REST update ``Status=completed``, which
-        cancels a call that is still ringing.
+        """Hang up ``call_sid``: a call live here ends through :meth:`Call.hangup`; one live
+        on another instance is hung up there (:attr:`forwarder`); any other (ringing, queued,
+        or whose instance is gone) with a REST update ``Status=completed``, which cancels a
+        call that is still ringing.
 
         Raises:
             CallControlError: the call is not live here and REST is not configured, or
@@ -236,6 +248,10 @@ class CallServer:
         call = self.calls.get(call_sid)
         if call is not None:
             await call.hangup(reason)
+            return
+        if self.forwarder is not None and await self.forwarder.forward(
+            call_sid, "hangup", {"reason": reason}
+        ):
             return
         rest = self.control.require_rest("hang up a call that is not streaming here")
         try:
@@ -249,8 +265,8 @@ class CallServer:
     ) -> None:
         """A status callback: record ``status`` and send its lifecycle event; a terminal
         one ends a call live here (``completed`` of a live call is ``caller-hangup``) and
-        revokes an unused stream token. (A call live on another instance is only recorded:
-        that instance ends it on its own stream's ``stop``.)"""
+        revokes an unused stream token. A terminal status of a call live on another instance
+        is handed to that instance (:attr:`forwarder`), which ends it."""
         record = await self.live.update_call(
             call_sid,
             status=status,
@@ -273,10 +289,32 @@ class CallServer:
         elif call is not None:  # a call without a stream (the <Say>/<Gather> fallback)
             call.end_reason = call.end_reason or reason
             await self.end_call(call, reason)
+        elif self.forwarder is not None and await self.forwarder.forward(
+            call_sid, "status", {"status": status, "form": dict(form or {})}
+        ):
+            return
         elif not await self.live.is_live(call_sid):  # over before (or without) a stream
             assert event is not None
             self.emit(self._fill(event, record))
             await self.live.forget_call(call_sid)
+
+    async def transfer_call(self, call_sid: str, to: str) -> None:
+        """Transfer ``call_sid`` to ``to`` (:meth:`Call.transfer`), on this instance or, when
+        the call is live on another one, there (:attr:`forwarder`).
+
+        Raises:
+            CallControlError: the call is not live on any instance, ``to`` is not a call
+                target, REST is not configured, or Twilio refused the update.
+        """
+        call = self.calls.get(call_sid)
+        if call is not None:
+            await call.transfer(to)
+            return
+        if self.forwarder is not None and await self.forwarder.forward(
+            call_sid, "transfer", {"to": to}
+        ):
+            return
+        raise CallControlError(f"no live call {call_sid} to transfer")
 
     # --- lifecycle events ------------------------------------------------------------------
 
@@ -372,6 +410,7 @@ class CallServer:
         """The ``/healthz`` body."""
         return {
             "status": "draining" if self.draining else "ok",
+            "instance": self.instance_id,
             "active_calls": len(self.calls),
             "pending_streams": len(self.pending),
             "sockets": len(self.sockets),

@@ -255,12 +255,11 @@ async def handle_voice_webhook(request: web.Request) -> web.StreamResponse:
         log.info("call %s: outbound call is %s, not answered: no stream yet", call_sid, status)
         _emit_progress(server, form)
         return _twiml(empty_twiml())
-    if await server.live.is_live(call_sid):
+    token = await server.live.admit_call(CallRecord.from_form(form))
+    if token is None:
         log.warning("call %s: webhook for a call whose stream is live (a replay?): 409", call_sid)
         raise web.HTTPConflict(text="Call already has a live stream\n")
-    await server.live.remember_call(CallRecord.from_form(form))
     _emit_progress(server, form)
-    token = await server.live.issue_token(call_sid)
     log.info("call %s: webhook answered (%s)", call_sid, sanitize_log_text(status, 32))
     return _twiml(stream_twiml(server.settings.stream_url, token, server.control.webhook_url))
 

@@ -23,22 +23,20 @@ Register them through the real plugin host, as any plugin::
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import ClassVar, Literal
 
 import attrs
-import numpy as np
 from pydantic import Field
 
-from voicehost.audio import ulaw_encode
 from voicehost.config_model import ProviderConfig
 from voicehost.contracts import (
     MULAW_8K,
     PCM16_16K,
     PCM16_24K,
     AudioFormat,
+    ConversationProvider,
     SpeechProvider,
     TranscriptionProvider,
     TranscriptionRequest,
@@ -46,6 +44,8 @@ from voicehost.contracts import (
 )
 from voicehost.errors import ProviderConnectionError, ProviderError
 from voicehost.hookspecs import hookimpl
+from voicehost.testing.conversation import FakeConversationProvider
+from voicehost.testing.tones import tone
 
 __all__ = [
     "FakePcm16TranscriptionProvider",
@@ -56,14 +56,6 @@ __all__ = [
     "Synthesis",
     "tone",
 ]
-
-
-def tone(seconds: float, fmt: AudioFormat = MULAW_8K, freq: float = 440.0) -> bytes:
-    """``seconds`` of a sine tone at half scale in ``fmt`` (μ-law or PCM16, mono)."""
-    n = round(seconds * fmt.sample_rate)
-    t = np.arange(n) / fmt.sample_rate
-    pcm = (np.sin(2 * math.pi * freq * t) * 16000).astype("<i2")
-    return ulaw_encode(pcm.tobytes()) if fmt.encoding == "mulaw" else pcm.tobytes()
 
 
 class FakeSTTConfig(ProviderConfig):
@@ -307,6 +299,13 @@ class FakeProvidersPlugin:
         self.stt = FakeTranscriptionProvider()
         self.stt_pcm16 = FakePcm16TranscriptionProvider()
         self.tts = FakeSpeechProvider()
+        self.conversation = FakeConversationProvider()
+
+    @hookimpl
+    def register_conversation_providers(
+        self, register: Callable[[ConversationProvider], None]
+    ) -> None:
+        register(self.conversation)
 
     @hookimpl
     def register_transcription_providers(

@@ -15,6 +15,12 @@ every inherited ``test_…`` method against the provider:
 * :class:`ResponderConformance` — responders: replies stream text and actions, the
   greeting streams text, a hang-up or transfer comes last, key presses (``dtmf``) are
   answered with reply items, ``aclose`` is idempotent.
+* :class:`ConversationConformance` — speech to speech: ``close`` idempotent, ``send_audio``
+  never blocks or raises (before ``connect``, live, after ``close``), ``events()`` ends after
+  ``close``, a refused endpoint raises :class:`~voicehost.ProviderError` from ``connect``, the
+  greeting comes as ``AudioOut`` in the declared output format then ``ResponseDone``,
+  ``truncate``/``say``/``send_tool_result`` work on a live session. The plugin author
+  supplies the vendor (a fake) through the ``config`` fixture.
 
 Every class shares the config checks: ``config`` is an instance of the provider's
 ``config_class``, ``is_configured`` accepts it, and every key has a ``description``. The
@@ -28,6 +34,7 @@ generous on purpose, to catch hangs and blocking, never to grade speed: a loaded
 must not fail a correct provider.
 """
 
+from voicehost.testing.conformance.conversation import ConversationConformance
 from voicehost.testing.conformance.responders import ResponderConformance
 from voicehost.testing.conformance.stt import TranscriptionConformance
 from voicehost.testing.conformance.support import (
@@ -56,6 +63,7 @@ __all__ = [
     "CallbackEvent",
     "CallbackRecorder",
     "Clip",
+    "ConversationConformance",
     "ResponderConformance",
     "Signal",
     "SpeechConformance",

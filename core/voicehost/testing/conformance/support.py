@@ -29,6 +29,7 @@ from voicehost.config_model import ConfigModel, ProviderConfig, parse_table
 from voicehost.contracts import (
     MULAW_8K,
     AudioFormat,
+    ConversationProvider,
     ResponderProvider,
     SpeechProvider,
     TranscriptionCallbacks,
@@ -71,11 +72,11 @@ Clip = bytes | str | os.PathLike[str]
 
 
 def provider_kind(provider: object) -> str:
-    """``"stt"``, ``"tts"`` or ``"responder"``: the ``plugins.toml`` table ``provider``'s
-    config lives under.
+    """``"stt"``, ``"tts"``, ``"responder"`` or ``"conversation"``: the ``plugins.toml``
+    table ``provider``'s config lives under.
 
     Raises:
-        TypeError: ``provider`` is none of the three provider kinds.
+        TypeError: ``provider`` is none of the four provider kinds.
     """
     if isinstance(provider, TranscriptionProvider):
         return "stt"
@@ -83,9 +84,11 @@ def provider_kind(provider: object) -> str:
         return "tts"
     if isinstance(provider, ResponderProvider):
         return "responder"
+    if isinstance(provider, ConversationProvider):
+        return "conversation"
     raise TypeError(
-        f"{type(provider).__name__} is not a TranscriptionProvider, SpeechProvider or "
-        "ResponderProvider"
+        f"{type(provider).__name__} is not a TranscriptionProvider, SpeechProvider, "
+        "ResponderProvider or ConversationProvider"
     )
 
 
