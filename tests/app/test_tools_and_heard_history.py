@@ -165,7 +165,8 @@ async def test_barge_in_closes_the_responder_and_keeps_what_was_heard(line):
     await call.wait_for(lambda: bot.closed == ["story"], timeout=10)  # the stream closed
     long_one = tts.syntheses[2]
     await call.wait_for(lambda: long_one.closed_at is not None, timeout=10)
-    assert not long_one.completed
+    # (synthesised ahead while "Two." played, it may have completed; most of it never played)
+    assert len(call.received_audio) < 640 + long_one.bytes // 2
     session.final("what")
     await call.wait_for(lambda: any(s.text == "Okay." for s in tts.syntheses), timeout=10)
     # The next turn sees the reply as the caller heard it.

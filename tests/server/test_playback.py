@@ -206,9 +206,13 @@ async def test_barge_in_cancels_playing_and_queued_and_sends_clear_first():
     assert queued.status is ReplyStatus.CANCELLED
     assert await playing == ReplyStatus.CANCELLED
     assert await queued == ReplyStatus.CANCELLED
-    await asyncio.wait_for(_until(lambda: provider.syntheses[0].closed_at is not None), 1)
-    assert provider.syntheses[0].completed is False
-    assert len(provider.syntheses) == 1  # the queued one never reached the vendor
+    # the queued one was being synthesised ahead (prefetch): both closed, none of it sent
+    syntheses = {s.text: s for s in provider.syntheses}
+    assert sorted(syntheses) == ["long one", "next one"]
+    for synthesis in syntheses.values():
+        await asyncio.wait_for(_until(lambda s=synthesis: s.closed_at is not None), 1)
+    assert syntheses["long one"].completed is False
+    assert queued.frames_sent == 0
     await drain(channel)
     assert sink.events()[-1] == "clear"
     assert "mark" not in sink.events()
@@ -314,3 +318,45 @@ async def _until(predicate) -> None:
     state a test looks at; callers bound it with ``asyncio.wait_for``)."""
     while not predicate():  # noqa: ASYNC110
         await asyncio.sleep(0)
+
+
+async def test_the_next_reply_is_synthesised_while_the_current_one_plays():
+    """Sentences as separate replies: the second's TTS starts once the first has sent audio,
+    not after its last frame, so a TTS slower to start than the lead leaves no gap; its
+    audio follows the first's in order, whole."""
+    playback, provider, sink, channel = make_playback(
+        {"seconds": 0.4, "chunk_delay_s": 0.05, "chunk_pattern": [800]}
+    )
+    first = playback.say("first sentence.")
+    second = playback.say("second sentence.")
+    await asyncio.wait_for(_until(lambda: len(provider.syntheses) == 2), 5)
+    assert [s.text for s in provider.syntheses] == ["first sentence.", "second sentence."]
+    assert first.frames_sent < 20  # the first is still sending (20 frames in all)
+    assert first.frames_sent >= 1 and second.frames_sent == 0
+    await asyncio.wait_for(_until(lambda: bool(playback._awaiting_mark)), 5)
+    playback.on_mark(first.mark_name)
+    await asyncio.wait_for(_until(lambda: second.mark_name in playback._awaiting_mark), 5)
+    playback.on_mark(second.mark_name)
+    assert await first == await second == ReplyStatus.PLAYED
+    assert (first.frames_sent, second.frames_sent) == (20, 20)
+    await drain(channel)
+    expected = b"".join(
+        provider.audio_for(text, playback.config)
+        for text in ("first sentence.", "second sentence.")
+    )
+    assert sink.audio() == expected
+
+
+async def test_a_failed_prefetch_fails_its_own_reply_only():
+    playback, _, _, _ = make_playback(
+        {"seconds": 0.2, "chunk_pattern": [160], "chunk_delay_s": 0.001}
+    )
+    first = playback.say("fine.")
+    await asyncio.wait_for(_until(lambda: first.frames_sent >= 1), 5)
+    playback.config = playback.config.model_copy(update={"fail_after_chunks": 0})
+    second = playback.say("broken.")
+    await asyncio.wait_for(_until(lambda: bool(playback._awaiting_mark)), 5)
+    playback.on_mark(first.mark_name)
+    assert await first == ReplyStatus.PLAYED
+    with pytest.raises(ProviderError):
+        await second

@@ -16,8 +16,10 @@ How a reply plays (wire-protocols.md §1.4, §1.5):
    re-anchored at ``now``.
 3. A ``mark`` named ``reply-<n>`` follows the last frame. The reply is finished when Twilio
    echoes the mark, or ``mark_timeout_ms`` after its audio should have finished playing.
-   The next reply starts synthesising as soon as the previous one's audio is sent, so replies
-   play back to back without a gap.
+   The next queued text reply starts synthesising as soon as the one before it has sent its
+   first frame (:class:`~voicehost.server.prefetch.Prefetch`), so replies, e.g. the sentences of
+   one answer, play back to back without a gap even when the TTS takes longer to start than
+   the lead.
 
 Barge-in (:meth:`Playback.barge_in`): queued replies are dropped, the playing reply's task is
 cancelled, which closes its TTS iterator (``aclose``) and so the vendor request, unsent frames
@@ -55,6 +57,7 @@ from voicehost.config_model import ProviderConfig, default_config
 from voicehost.contracts import MULAW_8K, SpeechProvider
 from voicehost.errors import VoicehostError
 from voicehost.server.outbound import OutboundChannel, OutboundMessage
+from voicehost.server.prefetch import Prefetch
 from voicehost.server.protocol import clear_message, mark_message, media_message
 
 log = logging.getLogger(__name__)
@@ -227,6 +230,7 @@ class Playback:
         self._worker: asyncio.Task[None] | None = None
         self._taken: set[int] = set()  # replies handed over by take_queued, left unresolved
         self._progress: dict[str, tuple[Reply, int]] = {}  # progress mark → (reply, ms)
+        self._prefetch: Prefetch | None = None  # the next text reply, synthesising
         self._media = metrics.media_tally()
         #: monotonic send time of every media frame (for pacing checks and benchmarks)
         self.frame_times: list[float] | None = None
@@ -329,6 +333,8 @@ class Playback:
             )
         self._queue.append(reply)
         self._wakeup.set()
+        if self._active is not None and self._active.frames_sent:
+            self._prefetch_next()
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="playback")
         return reply
@@ -345,6 +351,7 @@ class Playback:
                 self._active_task.cancel()
         taken.extend(self._queue)
         self._queue.clear()
+        self._drop_prefetch()
         self._taken.update(reply.id for reply in taken)
         return taken
 
@@ -357,6 +364,7 @@ class Playback:
         for reply in self._queue:
             reply._resolve(ReplyStatus.CANCELLED)
         self._queue.clear()
+        self._drop_prefetch()
         if self._active is not None:  # resolved now, so the app sees it at speech start
             self._active._resolve(ReplyStatus.CANCELLED)
         if self._active_task is not None:
@@ -393,6 +401,9 @@ class Playback:
         for reply in self._queue:
             reply._resolve(ReplyStatus.CANCELLED)
         self._queue.clear()
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            await prefetch.cancel()
         for name in list(self._awaiting_mark):
             self._finish_mark(name, ReplyStatus.CANCELLED)
         self._progress.clear()
@@ -411,6 +422,34 @@ class Playback:
             active._resolve(ReplyStatus.CANCELLED)
 
     # --- internals -------------------------------------------------------------------------
+
+    def _prefetch_next(self) -> None:
+        """Start synthesising the next queued reply when it is a whole text and nothing is
+        being prefetched (called once the playing reply has sent audio, so the two
+        syntheses never compete for its first audio)."""
+        if self._prefetch is not None or not self._queue or self.provider is None:
+            return
+        nxt = self._queue[0]
+        if not isinstance(nxt.source, str):
+            return
+        provider = self.provider
+        asked = self._clock()
+
+        def first_audio(at: float) -> None:
+            metrics.observe_tts_first_byte(provider, at - asked)
+
+        self._prefetch = Prefetch(
+            nxt,
+            provider.synthesize(nxt.source, self.config),
+            on_first_audio=first_audio,
+            clock=self._clock,
+            aclose=_aclose,
+        )
+
+    def _drop_prefetch(self) -> None:
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            prefetch.abort()
 
     def _finish_mark(self, name: str, status: ReplyStatus) -> None:
         entry = self._awaiting_mark.pop(name, None)
@@ -459,7 +498,11 @@ class Playback:
             assert self.provider is not None
             fmt = self.provider.output_format(self.config)
             converter = None if fmt == MULAW_8K else AudioConverter(fmt, MULAW_8K)
-            if isinstance(reply.source, str):
+            prefetch = self._prefetch
+            if prefetch is not None and prefetch.reply is reply:
+                self._prefetch = None
+                stream = prefetch.stream()  # its first audio was timed as it came
+            elif isinstance(reply.source, str):
                 asked = self._clock()
                 stream = self.provider.synthesize(reply.source, self.config)
             else:
@@ -509,6 +552,7 @@ class Playback:
             self.frame_times.append(self._clock())
         if reply.first_audio_at is None:
             reply.first_audio_at = now
+            self._prefetch_next()  # after this reply's first audio: never delays it
         self._play_end += FRAME_S
         reply.frames_sent += 1
         every = reply.progress_frames

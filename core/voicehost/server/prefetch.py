@@ -1,0 +1,93 @@
+"""Synthesis of the next queued reply while the current one plays, so that sentences spoken
+as separate replies follow each other without a gap.
+
+Without it the next reply's TTS request starts only once the current reply's audio has all
+been sent, about ``lead_ms`` (100 ms) before it ends at Twilio; a TTS whose time to first
+audio is longer than that (Piper on a busy CPU: 200-900 ms) leaves the caller in silence at
+every sentence boundary. A :class:`Prefetch` starts the TTS stream of the reply after the one
+playing and buffers its chunks in memory (one sentence: a few hundred kB at most); the
+playback then reads them as if they came from the vendor. Cancelling it (barge-in, hang-up)
+closes the TTS stream, and so the vendor request, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Prefetch"]
+
+_DONE = object()
+
+
+class Prefetch:
+    """Reads ``stream`` (the TTS audio of ``reply``) into memory in a background task.
+
+    Args:
+        reply: the queued reply it is for (any object; compared by identity).
+        stream: the provider's ``synthesize`` iterator.
+        on_first_audio: called with the time of the first non-empty chunk (the TTS's time to
+            first audio, for metrics).
+        clock: the playback's monotonic clock, s.
+        aclose: closes ``stream`` (bounded), in the task's ``finally``.
+    """
+
+    def __init__(
+        self,
+        reply: Any,
+        stream: AsyncIterator[bytes],
+        *,
+        on_first_audio: Callable[[float], None],
+        clock: Callable[[], float],
+        aclose: Callable[[AsyncIterator[bytes]], Awaitable[None]],
+    ) -> None:
+        self.reply = reply
+        self._chunks: asyncio.Queue[Any] = asyncio.Queue()
+        self._on_first_audio = on_first_audio
+        self._clock = clock
+        self._aclose = aclose
+        self._task = asyncio.get_running_loop().create_task(self._fill(stream), name="tts-prefetch")
+
+    async def _fill(self, stream: AsyncIterator[bytes]) -> None:
+        first = True
+        try:
+            async for chunk in stream:
+                if first and chunk:
+                    first = False
+                    self._on_first_audio(self._clock())
+                self._chunks.put_nowait(chunk)
+            self._chunks.put_nowait(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # raised again to the playback when it reads this far
+            self._chunks.put_nowait(exc)
+        finally:
+            await self._aclose(stream)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The buffered audio, then what is still coming; raises the provider's error where
+        the synthesis failed. Closing it cancels the synthesis."""
+        try:
+            while (item := await self._chunks.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            await self.cancel()
+
+    def abort(self) -> None:
+        """Stop the synthesis (its task closes the TTS stream); does not wait."""
+        self._task.cancel()
+
+    async def cancel(self) -> None:
+        """Stop the synthesis (closing the TTS stream) and wait for it. Idempotent."""
+        if not self._task.done():
+            self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception) as exc:
+            log.debug("prefetch ended: %r", exc)
