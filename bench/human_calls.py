@@ -3,7 +3,7 @@ server with the offline default stack (Whisper STT, Piper TTS, scripted responde
 as numbers (no assertions).
 
 Run: ``uv run python bench/human_calls.py [--fast] [--clips big_dog,hts_harvard] [--show]
-[--stt threshold=0.5]``.
+[--stt threshold=0.5] [--turn smart-turn] [--calls 3]``.
 
 The clips are ``tests/data/human`` (codec2's test recordings: read sentences, an amateur-radio
 monologue; see its README). Everything runs in this process as ``voicehost serve`` would (same
@@ -22,6 +22,13 @@ transcript):
 * **sum**: end of caller speech → first bot audio, the pause the caller hears.
 * **onset → start**: from sending the frame holding the first voiced audio of a stretch of
   speech to the handler's ``on_speech_start`` (barge-in fires there).
+
+With an end-of-turn detector (``--turn smart-turn``: ``[turn] provider``), the handler gets
+one transcript per *turn*, the session's finals joined; each is timed from the end of the
+speech before its last final. **cut-ins / min**: on the monologue clips, replies started while
+the caller was still talking (a transcript handed to the handler before the clip's last
+voiced audio was sent), per minute of monologue. ``--calls N`` plays each clip on N
+simultaneous calls (latency under load).
 
 p50 / p95 per clip and over all utterances, plus the word error rate of the call's joined
 final transcripts against the clip's reference; ``--show`` adds each final and where its
@@ -140,6 +147,7 @@ class ClipResult:
     final_to_audio: list[float] = attrs.field(factory=list)
     onset_to_start: list[float] = attrs.field(factory=list)
     details: list[str] = attrs.field(factory=list)  # per final: where its time went
+    cut_ins: int = 0  # replies started while a monologue was still going
 
     @property
     def sums(self) -> list[float]:
@@ -203,13 +211,21 @@ def measure(
 ) -> ClipResult:
     """Per-utterance figures of one played clip (see the module docstring)."""
     finals = handler.finals.get(call.call_sid, [])
-    timings = [t for t in getattr(server_call.stt, "final_timings", []) if t.text]
+    timings = group_timings(
+        [t for t in getattr(server_call.stt, "final_timings", []) if t.text],
+        [text for _, text in finals],
+    )
     result = ClipResult(clip, [text for _, text in finals])
     clip_start_ms = first * FRAME_MS
 
     def sent(clip_ms: float) -> float:
         """When the frame holding clip time ``clip_ms`` was sent (monotonic s)."""
         return line.sent_at[first + int(clip_ms // FRAME_MS)]
+
+    if clip.kind == "monologue":
+        voiced_end = clip.energy.last_end_before(clip.duration_ms)
+        last_voiced = sent(voiced_end - 1) if voiced_end else line.sent_at[-1]
+        result.cut_ins = sum(1 for arrived, _ in finals if arrived < last_voiced)
 
     for (arrived, _text), timing in zip(finals, timings, strict=False):
         end = clip.energy.last_end_before(timing.endpoint_ms - clip_start_ms)
@@ -243,6 +259,22 @@ def measure(
     return result
 
 
+def group_timings(timings: list[Any], texts: list[str]) -> list[Any]:
+    """The session timing of the last final of each handler transcript: with a turn
+    detector, a transcript is several finals joined with spaces."""
+    grouped: list[Any] = []
+    pending = list(timings)
+    for text in texts:
+        joined: list[str] = []
+        while pending:
+            timing = pending.pop(0)
+            joined.append(timing.text.strip())
+            if " ".join(joined) == text.strip() or not pending:
+                grouped.append(timing)
+                break
+    return grouped
+
+
 def row(label: str, utterances: int, r: dict[str, list[float]], score: float) -> str:
     cells = [f"{label:<18}{utterances:>4}"]
     for key in ("end_to_final", "final_to_audio", "sums", "onset_to_start"):
@@ -271,6 +303,15 @@ def table(results: list[ClipResult]) -> None:
         print(row(res.clip.name, len(res.finals), figures, res.wer))
     score = wer([r.clip.reference for r in results], [" ".join(r.finals) for r in results])
     print(row("all", sum(len(r.finals) for r in results), merged, score))
+    monologues = [r for r in results if r.clip.kind == "monologue"]
+    if monologues:
+        minutes = sum(r.clip.duration_ms for r in monologues) / 60_000
+        cut_ins = sum(r.cut_ins for r in monologues)
+        per_clip = ", ".join(f"{r.clip.name} {r.cut_ins}" for r in monologues)
+        print(
+            f"\ncut-ins: {cut_ins} replies started inside {minutes * 60:.0f} s of monologue "
+            f"= {cut_ins / minutes:.1f} / min ({per_clip})"
+        )
     missed = sum(math.isnan(v) for r in results for v in r.final_to_audio)
     if missed:
         print(f"\n{missed} final(s) got no reply audio (cut off by the caller's next words)")
@@ -289,6 +330,8 @@ async def main() -> None:
         metavar="KEY=VALUE",
         help="override a [stt.whisper] key, e.g. --stt threshold=0.5 (a TOML value)",
     )
+    parser.add_argument("--turn", default="", help="[turn] provider, e.g. smart-turn")
+    parser.add_argument("--calls", type=int, default=1, help="simultaneous calls per clip")
     args = parser.parse_args()
     stt_config = {k: v for item in args.stt for k, v in tomllib.loads(item).items()}
     speed = args.speed if args.fast else 1.0
@@ -298,11 +341,12 @@ async def main() -> None:
         clips = [c for c in clips if c.name in wanted]
     print(
         f"cpu cores: {os.cpu_count()}; {len(clips)} clips at {speed:g}× real time; "
-        f"[stt.whisper] overrides: {stt_config or 'none'}"
+        f"[stt.whisper] overrides: {stt_config or 'none'}; [turn] {args.turn or 'none'}; "
+        f"{args.calls} simultaneous call(s) per clip"
     )
     with tempfile.TemporaryDirectory() as tmp:
         runner, base_url, handler = await start_offline_server(
-            Path(tmp) / "bench.db", TimedHandler, stt_config
+            Path(tmp) / "bench.db", TimedHandler, stt_config, turn=args.turn or None
         )
         handler.calls, handler.finals, handler.starts = {}, {}, {}
         results = []
@@ -310,8 +354,14 @@ async def main() -> None:
             async with TwilioSimulator(base_url, speed=speed) as sim:
                 for clip in clips:
                     print(f"  {clip.name} ({clip.duration_ms / 1000:.1f} s) …", flush=True)
-                    result = await play_clip(sim, handler, clip, speed=speed, fast=args.fast)
-                    results.append(result)
+                    played = await asyncio.gather(
+                        *(
+                            play_clip(sim, handler, clip, speed=speed, fast=args.fast)
+                            for _ in range(args.calls)
+                        )
+                    )
+                    results += played
+                    result = played[0]
                     if args.show:
                         for text, detail, e2f, f2a in itertools.zip_longest(
                             result.finals,

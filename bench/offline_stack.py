@@ -32,27 +32,36 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def start_offline_server(
-    db: Path, handler_class: type[HandlerT], stt_config: dict[str, Any] | None = None
+    db: Path,
+    handler_class: type[HandlerT],
+    stt_config: dict[str, Any] | None = None,
+    *,
+    turn: str | None = None,
 ) -> tuple[web.AppRunner, str, HandlerT]:
     """Serve the offline stack on 127.0.0.1 (a free port), models preloaded, call records in
     ``db``; the scripted rules never hang up, so a benchmark call runs to its end.
 
     ``handler_class`` (a :class:`ResponderCallHandler` subclass that notes timings) is built
-    from the configured responder and store. ``stt_config`` overrides ``[stt.whisper]`` keys.
+    from the configured responder and store. ``stt_config`` overrides ``[stt.whisper]`` keys;
+    ``turn`` names an end-of-turn detector (``[turn] provider``, e.g. ``smart-turn``).
 
     Returns:
         ``(runner, base URL, handler)``; ``await runner.cleanup()`` when done.
     """
     rules = [rule.model_dump() for rule in ScriptedConfig().rules if not rule.hangup]
-    settings = Settings.from_dict(
-        {
-            "stt": {"provider": "whisper", "whisper": stt_config or {}},
-            "tts": {"provider": "piper"},
-            "responder": {"provider": "scripted", "scripted": {"rules": rules}},
-            "records": {"path": str(db)},
-            "plugins": {"enabled": ["voicehost-whisper-stt", "voicehost-piper-tts"]},
-        }
-    )
+    plugins = ["voicehost-whisper-stt", "voicehost-piper-tts"]
+    document: dict[str, Any] = {
+        "stt": {"provider": "whisper", "whisper": stt_config or {}},
+        "tts": {"provider": "piper"},
+        "responder": {"provider": "scripted", "scripted": {"rules": rules}},
+        "records": {"path": str(db)},
+        "plugins": {"enabled": plugins},
+        "server": {"max_pending_connections_per_ip": 16},
+    }
+    if turn:
+        document["turn"] = {"provider": turn}
+        plugins.append(f"voicehost-{turn}")
+    settings = Settings.from_dict(document)
     config = load_app_config(settings=settings)
     await asyncio.to_thread(preload_providers, config.runtime)
     made: list[HandlerT] = []

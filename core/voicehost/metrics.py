@@ -19,6 +19,8 @@ count into the same metrics.
   first text), ``voicehost_tts_first_byte_seconds{provider}`` (synthesis asked → first audio
   byte; observed by the playback for every text reply).
 * ``voicehost_barge_ins_total``: caller speech that cut the bot off.
+* ``voicehost_back_channels_total``: caller speech over the bot that paused it but was over
+  too soon to cut it off (a back-channel, a cough); the bot went on.
 * ``voicehost_stt_reconnects_total{provider}``: STT vendor sockets that dropped mid-call.
 * ``voicehost_vendor_errors_total{provider, kind}``: ``kind`` in :data:`VENDOR_ERROR_KINDS`.
 * ``voicehost_media_frames_total{direction}``: 20 ms ``media`` frames, inbound (from Twilio)
@@ -178,6 +180,11 @@ _BARGE_INS = Counter(
     "Caller speech that cut the bot off (playing or queued replies cancelled).",
     registry=REGISTRY,
 )
+_BACK_CHANNELS = Counter(
+    "voicehost_back_channels_total",
+    "Caller speech over the bot that paused it but was too short to cut it off.",
+    registry=REGISTRY,
+)
 _TURN_LATENCY = Histogram(
     "voicehost_turn_latency_seconds",
     "End of the caller's speech to the first bot audio of the answer, s.",
@@ -223,6 +230,12 @@ def count_barge_in() -> None:
     """Caller speech cut the bot off."""
     if _enabled:
         _BARGE_INS.inc()
+
+
+def count_back_channel() -> None:
+    """Caller speech over the bot was a back-channel: the bot went on."""
+    if _enabled:
+        _BACK_CHANNELS.inc()
 
 
 def observe_turn_latency(seconds: float) -> None:

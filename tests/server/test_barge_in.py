@@ -109,3 +109,45 @@ async def test_barge_in_off_keeps_talking(make_server):
         assert await handler.replies[0] == ReplyStatus.PLAYED
         assert call.events_of("clear") == []
         await call.stop()
+
+
+async def test_a_back_channel_pauses_the_bot_which_then_goes_on(make_server):
+    """With barge_in_min_speech_ms, caller speech over the bot sends ``clear`` at once; when
+    it is over before that time (an "mm-hm"), the bot goes on where it stopped and its reply
+    plays to the end; the app is not told of a barge-in."""
+    handler = RecordingHandler(greeting="Hello there, this is a reply of a few words.")
+    h = await make_server(handler=handler, barge_in_min_speech_ms=300)
+    async with h.simulator() as sim:
+        call = await sim.start_call()
+        session = await h.plugin.stt.wait_for_session()
+        await handler.wait_for("start")
+        await call.wait_for_audio(seconds=0.2)
+        await call.play(tone(0.1), speed=1.0)  # a short "mm-hm"
+        session.speech_start()
+        await call.wait_for_event("clear")
+        reply = handler.replies[0]
+        assert reply.status is ReplyStatus.PENDING  # paused, not cancelled
+        await call.play(b"\xff" * 160 * 20, speed=1.0)  # then silence
+        assert await asyncio.wait_for(reply.wait(), 15) is ReplyStatus.PLAYED
+        assert "speech_start" not in handler.names()
+        # every frame of the reply reached the phone (some twice: the lead re-sent)
+        assert len(call.received_audio) >= reply.frames_sent * 160
+        await call.stop()
+
+
+async def test_a_real_interruption_is_cut_off_after_a_pause(make_server):
+    handler = RecordingHandler(greeting=LONG)
+    h = await make_server(handler=handler, barge_in_min_speech_ms=300)
+    async with h.simulator() as sim:
+        call = await sim.start_call()
+        session = await h.plugin.stt.wait_for_session()
+        await handler.wait_for("start")
+        await call.wait_for_audio(seconds=0.2)
+        talking = asyncio.create_task(call.play(tone(1.5), speed=1.0))  # the caller goes on
+        await asyncio.sleep(0.1)
+        session.speech_start()
+        await call.wait_for_event("clear")
+        await handler.wait_for("speech_start", timeout=5)
+        assert await handler.replies[0] == ReplyStatus.CANCELLED
+        await talking
+        await call.stop()

@@ -360,3 +360,35 @@ async def test_a_failed_prefetch_fails_its_own_reply_only():
     assert await first == ReplyStatus.PLAYED
     with pytest.raises(ProviderError):
         await second
+
+
+async def test_pause_keeps_the_unplayed_audio_and_resume_sends_it_again():
+    playback, _, sink, channel = make_playback({"seconds": 1.0, "chunk_delay_s": 0.001})
+    assert not playback.pause()  # nothing playing: nothing sent
+    reply = playback.say("a reply")
+    await asyncio.wait_for(_until(lambda: reply.frames_sent >= 10), 5)
+    assert playback.pause() and playback.paused
+    await drain(channel)
+    assert "clear" in sink.events()
+    frames_at_pause = reply.frames_sent
+    await asyncio.sleep(0.1)
+    assert reply.frames_sent == frames_at_pause  # nothing goes out while paused
+    before = len(sink.audio())
+    assert playback.resume() and not playback.paused
+    await drain(channel)
+    resent = len(sink.audio()) - before
+    assert 0 < resent <= 160 * 6  # the lead (100 ms) Twilio had not played, sent again
+    await asyncio.wait_for(_until(lambda: bool(playback._awaiting_mark)), 5)
+    playback.on_mark(reply.mark_name)
+    assert await reply == ReplyStatus.PLAYED and reply.frames_sent == 50
+
+
+async def test_barge_in_after_a_pause_drops_what_was_kept():
+    playback, _, _, _ = make_playback({"seconds": 1.0, "chunk_delay_s": 0.001})
+    reply = playback.say("a reply")
+    queued = playback.say("another")
+    await asyncio.wait_for(_until(lambda: reply.frames_sent >= 10), 5)
+    assert playback.pause()
+    assert playback.barge_in()
+    assert await reply == ReplyStatus.CANCELLED and await queued == ReplyStatus.CANCELLED
+    assert not playback.paused and not playback.resume()

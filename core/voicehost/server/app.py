@@ -65,6 +65,7 @@ def build_app(
     handler: CallHandler | None = None,
     live: LiveCallState | None = None,
     rest: CallRest | None = None,
+    turn: ProviderBinding | None = None,
     observability: ObservabilitySettings | None = None,
     api_token: str = "",
 ) -> web.Application:
@@ -77,6 +78,8 @@ def build_app(
         stt: the STT provider and its parsed config (None: calls run without transcription).
         tts: the TTS provider and its parsed config (None: ``call.say`` raises
             PlaybackError).
+        turn: the end-of-turn detector and its parsed config
+            (:mod:`voicehost.server.turn_taking`; None: each final ends the caller's turn).
         handler: the app's :class:`CallHandler` (default: greets with ``[server] greeting``
             when set, else does nothing).
         live: where stream tokens, webhook call data and the live-call registry are kept
@@ -99,7 +102,14 @@ def build_app(
     observability = observability or ObservabilitySettings()
     metrics.set_enabled(observability.metrics)
     server = CallServer(
-        settings, twilio=twilio, stt=stt, tts=tts, handler=handler, live=live, rest=rest
+        settings,
+        twilio=twilio,
+        stt=stt,
+        tts=tts,
+        handler=handler,
+        live=live,
+        rest=rest,
+        turn=turn,
     )
     if twilio.skip_signature_verification:
         log.warning(

@@ -48,12 +48,15 @@ from voicehost.server.events import BOT_HANGUP, ERROR, IDLE, MAX_DURATION, TRANS
 from voicehost.server.handler import CallHandler
 from voicehost.server.playback import Playback, PlaybackError, Reply, ReplyStatus
 from voicehost.server.twiml import dial_twiml, notify_twiml
+from voicehost.server.voice_activity import VoiceActivity
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Call", "choose_input_format"]  # choose_input_format is re-exported from call_stt
 
 _HANDLER_END_TIMEOUT_S = 10.0
+# A paused bot is cut off when the caller was voiced for half of this window, ms.
+_STILL_TALKING_MS = 200
 # How long the goodbye at max_call_duration_s and the line before a transfer may take, s.
 _LAST_WORDS_TIMEOUT_S = 15.0
 
@@ -99,8 +102,10 @@ class Call:
         stt_provider: TranscriptionProvider | None = None,
         stt_config: ProviderConfig | None = None,
         barge_in: bool = True,
+        barge_in_min_speech_ms: int = 0,
         stt_close_timeout_s: float = 5.0,
         control: CallControl | None = None,
+        turn: Any = None,
     ) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
@@ -117,6 +122,8 @@ class Call:
         self.control = control or CallControl()
         self.handler = handler
         self.barge_in_enabled = barge_in
+        self.barge_in_min_speech_ms = barge_in_min_speech_ms
+        self.voice = VoiceActivity()
         self.malformed: collections.Counter[str] = collections.Counter()
         self.frames_in = 0
         self._media = metrics.media_tally()
@@ -132,6 +139,7 @@ class Call:
                 on_transcript=lambda text: self._dispatch("on_transcript", text),
                 on_speech_start=self._speech_started,
                 close_timeout_s=stt_close_timeout_s,
+                turn=turn,
             )
             if stt_provider is not None
             else None
@@ -330,6 +338,7 @@ class Call:
         """One inbound μ-law frame from Twilio → the STT session (converted if needed)."""
         self.frames_in += 1
         self._media.frames_in += 1
+        self.voice.feed(ulaw)
         if self.transcription is not None:
             self.transcription.feed(ulaw)
         if self._listener is not None:
@@ -470,9 +479,43 @@ class Call:
         task.add_done_callback(self._tasks.discard)
 
     def _speech_started(self) -> None:
-        if self.barge_in_enabled and not self._ending and self.playback.barge_in():
+        """The caller started speaking. Over the bot, with ``barge_in_min_speech_ms``, the
+        bot is paused (``clear`` at once) and :meth:`_decide_barge_in` runs that long later;
+        the app hears of the speech start only once it is a real interruption."""
+        if not self.barge_in_enabled or self._ending:
+            self._dispatch("on_speech_start")
+            return
+        wait_ms = self.barge_in_min_speech_ms
+        if wait_ms and isinstance(self.playback, Playback) and not self.playback.paused:
+            if self.playback.pause():
+                old = self._timers.pop("barge-in", None)
+                if old is not None:
+                    old.cancel()
+                self._timers["barge-in"] = asyncio.get_running_loop().call_later(
+                    wait_ms / 1000, self._decide_barge_in
+                )
+                return
+        elif isinstance(self.playback, Playback) and self.playback.paused:
+            return  # a decision is pending
+        if self.playback.barge_in():
             metrics.count_barge_in()
         self._dispatch("on_speech_start")
+
+    def _decide_barge_in(self) -> None:
+        """The caller's speech that paused the bot: still going (voiced over the last
+        :data:`_STILL_TALKING_MS`) → a real interruption, the bot is cut off; over → a
+        back-channel, the bot goes on where it stopped."""
+        self._timers.pop("barge-in", None)
+        if self._ending or not isinstance(self.playback, Playback):
+            return
+        if self.voice.voiced_ms(_STILL_TALKING_MS) >= _STILL_TALKING_MS // 2:
+            if self.playback.barge_in():
+                metrics.count_barge_in()
+            self._dispatch("on_speech_start")
+        else:
+            log.info("call %s: a back-channel over the bot; it goes on", self)
+            metrics.count_back_channel()
+            self.playback.resume()
 
     def _dispatch(self, name: str, *args: Any) -> None:
         draining = self.transcription is not None and self.transcription.draining

@@ -42,6 +42,7 @@ from voicehost.contracts import (
     TranscriptionRequest,
     TranscriptionSession,
 )
+from voicehost.server.turn_taking import TurnTaker
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class CallTranscription:
         on_transcript: Callable[[str], None],
         on_speech_start: Callable[[], None],
         close_timeout_s: float = 5.0,
+        turn: Any = None,
     ) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
@@ -125,6 +127,12 @@ class CallTranscription:
         self._connect_task: asyncio.Task[None] | None = None
         self._speech_end_at: float | None = None
         self._finals: collections.deque[FinalTiming] = collections.deque(maxlen=_KEPT_FINALS)
+        #: holds finals until the turn is complete (``turn``: a detector binding), or None
+        self.turns = (
+            TurnTaker(call_sid, turn.provider, turn.config, self._turn_ended)
+            if turn is not None
+            else None
+        )
 
     def open(self) -> None:
         """Create the session and connect it in the background (a failure is logged; the
@@ -132,7 +140,7 @@ class CallTranscription:
         callbacks = TranscriptionCallbacks(
             on_partial=self._on_loop(self._on_partial),
             on_transcript=self._on_loop(self._final),
-            on_speech_start=self._on_loop(self._on_speech_start),
+            on_speech_start=self._on_loop(self._speech_started),
             on_error=self._on_loop(self._error),
             on_speech_end=self._on_loop(self._speech_ended),
         )
@@ -156,6 +164,8 @@ class CallTranscription:
 
     def feed(self, ulaw: bytes) -> None:
         """One inbound μ-law frame → the session (converted when needed)."""
+        if self.turns is not None:
+            self.turns.feed(ulaw)
         if self.session is None or self.failed:
             return
         audio = self._converter.convert(ulaw) if self._converter else ulaw
@@ -176,6 +186,8 @@ class CallTranscription:
         if self._connect_task is not None and not self._connect_task.done():
             self._connect_task.cancel()
         if self.session is None:
+            if self.turns is not None:
+                await self.turns.aclose()
             return
         self.draining = True
         try:
@@ -183,6 +195,8 @@ class CallTranscription:
         except (TimeoutError, Exception) as exc:
             log.warning("call %s: closing STT: %r", self.call_sid, exc)
         finally:
+            if self.turns is not None:  # held finals are the caller's last words
+                await self.turns.aclose()
             self.draining = False
 
     def take_final(self, text: str) -> FinalTiming | None:
@@ -211,8 +225,21 @@ class CallTranscription:
             metrics.observe_stt_final_latency(self.provider, now - speech_end)
         else:
             speech_end = None
+        if self.turns is not None:
+            self.turns.final(text, speech_end)
+            return
         self._finals.append(FinalTiming(text, now, speech_end))
         self._on_transcript(text)
+
+    def _turn_ended(self, text: str, speech_end_at: float | None) -> None:
+        """The turn detector released the caller's turn: its finals, joined."""
+        self._finals.append(FinalTiming(text, time.monotonic(), speech_end_at))
+        self._on_transcript(text)
+
+    def _speech_started(self) -> None:
+        if self.turns is not None:
+            self.turns.speech_started()
+        self._on_speech_start()
 
     async def _connect(self) -> None:
         assert self.session is not None

@@ -395,7 +395,7 @@ class MediaStream:
             mark_timeout_ms=settings.mark_timeout_ms,
             max_queued=settings.max_queued_replies,
         )
-        stt = self.server.stt
+        stt, turn = self.server.stt, self.server.turn
         call = Call(
             call_sid=call_sid,
             stream_sid=stream_sid,
@@ -410,7 +410,9 @@ class MediaStream:
             custom_parameters=_custom_parameters(params),
             stt_provider=stt.provider if stt else None,
             stt_config=stt.config if stt else None,
+            turn=turn,
             barge_in=settings.barge_in,
+            barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
             stt_close_timeout_s=settings.stt_close_timeout_s,
             control=self.server.control,
         )

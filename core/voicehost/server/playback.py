@@ -26,6 +26,13 @@ cancelled, which closes its TTS iterator (``aclose``) and so the vendor request,
 are purged and ``clear`` is sent ahead of everything else. All of these replies resolve as
 :attr:`ReplyStatus.CANCELLED`, never as errors.
 
+Pause (:meth:`Playback.pause`): ``clear`` goes out at once and no more frames are sent, but
+nothing is dropped: the frames Twilio had not played yet (the lead) and those not yet
+written are kept with the marks still due; :meth:`Playback.resume` sends them again and goes
+on where it stopped, :meth:`Playback.barge_in` drops them. The call pauses when the caller
+starts speaking over the bot and decides a moment later whether it was a real interruption
+or a back-channel (:mod:`voicehost.server.voice_activity`).
+
 Raw audio (:meth:`Playback.play_audio`, e.g. DTMF tones from :mod:`voicehost.dtmf`) is a reply
 without TTS: already μ-law 8 kHz, it takes steps 1–3 from the framing on, in the same queue.
 :meth:`Playback.play_stream` does the same for μ-law arriving in chunks (a speech-to-speech
@@ -44,21 +51,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import itertools
 import logging
+import math
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Generator
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from voicehost import metrics
 from voicehost.audio import AudioConverter, Framer
 from voicehost.config_model import ProviderConfig, default_config
 from voicehost.contracts import MULAW_8K, SpeechProvider
-from voicehost.errors import VoicehostError
 from voicehost.server.outbound import OutboundChannel, OutboundMessage
 from voicehost.server.prefetch import Prefetch
 from voicehost.server.protocol import clear_message, mark_message, media_message
+from voicehost.server.reply import (
+    PlaybackError,
+    PlaybackQueueFull,
+    Reply,
+    ReplyStatus,
+    _StreamClosed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,114 +86,6 @@ __all__ = [
 
 FRAME_BYTES = 160  # one 20 ms frame of μ-law 8 kHz
 FRAME_S = 0.02
-
-
-class PlaybackError(VoicehostError):
-    """A reply could not be queued: no TTS provider (for text), or the call has ended."""
-
-
-class PlaybackQueueFull(PlaybackError):
-    """``say`` was called with ``max_queued_replies`` replies already waiting or playing."""
-
-
-class ReplyStatus(enum.Enum):
-    """Where a reply stands. Awaiting a ``FAILED`` reply raises the provider's error;
-    ``CANCELLED`` (barge-in, hang-up, socket closed) is an ordinary outcome, not an error."""
-
-    PENDING = "pending"
-    PLAYED = "played"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-
-class _StreamClosed(Exception):
-    """The socket went away mid-reply: the reply is cancelled, not failed."""
-
-
-class Reply:
-    """One queued reply. ``await reply`` waits until it finished and returns its
-    :class:`ReplyStatus`; it raises the provider's error when synthesis failed.
-
-    Attributes:
-        id: 1, 2, … per stream.
-        source: what plays: the text, the text stream, or μ-law 8 kHz bytes (raw audio).
-        text: the text, or None when it is streamed in (``AsyncIterable[str]``) or raw audio.
-        label: what a raw-audio reply is (e.g. ``"dtmf 1234#"``), for logs; None for text.
-        mark_name: the ``mark`` that follows its audio (``reply-<id>``).
-        frames_sent: 20 ms frames sent so far.
-        first_audio_at: when its first frame was handed to the socket (the playback's
-            clock: ``time.monotonic`` unless injected), s; None before.
-        mark_echoed: True when Twilio echoed the mark (False: finished by timeout).
-        raw: ``source`` is μ-law 8 kHz (bytes, or an async iterable of bytes chunks).
-        progress_frames: a progress mark follows every this many frames (0: none).
-        heard_ms / heard_at: the audio (ms from the reply's start) confirmed played by the
-            last echoed progress mark, and when that echo came (the playback's clock, s).
-    """
-
-    def __init__(
-        self,
-        reply_id: int,
-        source: str | AsyncIterable[str] | bytes | AsyncIterable[bytes],
-        label: str | None = None,
-        *,
-        raw: bool = False,
-        progress_frames: int = 0,
-    ) -> None:
-        self.id = reply_id
-        self.source = source
-        self.text = source if isinstance(source, str) else None
-        self.label = label
-        self.raw = raw or isinstance(source, bytes)
-        self.progress_frames = progress_frames
-        self.mark_name = f"reply-{reply_id}"
-        self.frames_sent = 0
-        self.first_audio_at: float | None = None
-        self.mark_echoed = False
-        self.heard_ms = 0
-        self.heard_at: float | None = None
-        self._future: asyncio.Future[ReplyStatus] = asyncio.get_running_loop().create_future()
-        self._future.add_done_callback(_consume_exception)
-
-    @property
-    def status(self) -> ReplyStatus:
-        """Current status."""
-        if not self._future.done():
-            return ReplyStatus.PENDING
-        if self._future.exception() is not None:
-            return ReplyStatus.FAILED
-        return self._future.result()
-
-    @property
-    def error(self) -> BaseException | None:
-        """The provider's error of a ``FAILED`` reply."""
-        return self._future.exception() if self._future.done() else None
-
-    def done(self) -> bool:
-        """True once played, cancelled or failed."""
-        return self._future.done()
-
-    def wait(self) -> Awaitable[ReplyStatus]:
-        """The same as ``await reply``, as an awaitable for ``asyncio.wait_for``."""
-        return asyncio.shield(self._future)
-
-    def __await__(self) -> Generator[Any, None, ReplyStatus]:
-        return asyncio.shield(self._future).__await__()
-
-    def _resolve(self, status: ReplyStatus) -> None:
-        if not self._future.done():
-            self._future.set_result(status)
-
-    def _fail(self, exc: BaseException) -> None:
-        if not self._future.done():
-            self._future.set_exception(exc)
-
-    def __repr__(self) -> str:
-        return f"<Reply {self.id} {self.label or self.text!r} {self.status.value}>"
-
-
-def _consume_exception(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # the failure is logged by the playback; nobody may await it
 
 
 class Playback:
@@ -231,6 +135,11 @@ class Playback:
         self._taken: set[int] = set()  # replies handed over by take_queued, left unresolved
         self._progress: dict[str, tuple[Reply, int]] = {}  # progress mark → (reply, ms)
         self._prefetch: Prefetch | None = None  # the next text reply, synthesising
+        self._gate = asyncio.Event()  # cleared while paused
+        self._gate.set()
+        self._recent: collections.deque[OutboundMessage] = collections.deque(maxlen=16)
+        self._stash: list[OutboundMessage] | None = None  # while paused: to send on resume
+        self._held: dict[str, Reply] = {}  # marks due when paused
         self._media = metrics.media_tally()
         #: monotonic send time of every media frame (for pacing checks and benchmarks)
         self.frame_times: list[float] | None = None
@@ -249,8 +158,68 @@ class Playback:
             self._active is not None
             or bool(self._queue)
             or bool(self._awaiting_mark)
+            or self._stash is not None
             or self._play_end > self._clock()
         )
+
+    @property
+    def paused(self) -> bool:
+        """True between :meth:`pause` and :meth:`resume` or :meth:`barge_in`."""
+        return self._stash is not None
+
+    def pause(self) -> bool:
+        """Stop talking now without dropping anything: send ``clear`` ahead of everything,
+        keep the audio Twilio had not played (the last ``lead`` of it, by the schedule) and
+        what was not written yet, and hold the marks still due; no frame goes out until
+        :meth:`resume` (which sends it all again) or :meth:`barge_in` (which drops it).
+        Returns False (and sends nothing) when nothing was playing or queued; True when
+        paused (or already paused)."""
+        if self._stash is not None:
+            return True
+        if not self.speaking:
+            return False
+        now = self._clock()
+        unplayed = math.ceil(max(0.0, self._play_end - now) / FRAME_S - 1e-6)
+        resend = list(self._recent)[len(self._recent) - min(unplayed, len(self._recent)) :]
+        written_marks = [
+            OutboundMessage("mark", mark_message(self.stream_sid, name), name)
+            for name in self._awaiting_mark
+        ]
+        purged = self.channel.purge()
+        purged_marks = {m.tag for m in purged if m.kind == "mark"}
+        self._stash = resend + [m for m in written_marks if m.tag not in purged_marks] + purged
+        for name, (reply, handle) in list(self._awaiting_mark.items()):
+            handle.cancel()
+            self._held[name] = reply
+        self._awaiting_mark.clear()
+        self._progress.clear()  # marks Twilio echoes on ``clear`` were not played
+        self.channel.send(OutboundMessage("clear", clear_message(self.stream_sid)), front=True)
+        self._play_end = now
+        self._recent.clear()
+        self._gate.clear()
+        return True
+
+    def resume(self) -> bool:
+        """Go on after :meth:`pause`: what was kept is sent again, in order, then the
+        playing reply goes on. Returns False when not paused."""
+        stash, self._stash = self._stash, None
+        if stash is None:
+            return False
+        now = self._clock()
+        self._play_end = max(self._play_end, now)
+        for message in stash:
+            if not self.channel.send(message):
+                break
+            if message.kind == "media":
+                self._play_end += FRAME_S
+                self._recent.append(message)
+            elif message.kind == "mark" and message.tag in self._held:
+                self._await_mark(self._held.pop(message.tag), message.tag)
+        for name, reply in self._held.items():  # (none normally: every held mark was sent)
+            self._await_mark(reply, name)
+        self._held.clear()
+        self._gate.set()
+        return True
 
     def say(self, text: str | AsyncIterable[str]) -> Reply:
         """Queue a reply: a whole text, or text arriving in pieces (spoken sentence by
@@ -365,6 +334,11 @@ class Playback:
             reply._resolve(ReplyStatus.CANCELLED)
         self._queue.clear()
         self._drop_prefetch()
+        self._stash = None
+        for reply in self._held.values():
+            reply._resolve(ReplyStatus.CANCELLED)
+        self._held.clear()
+        self._gate.set()
         if self._active is not None:  # resolved now, so the app sees it at speech start
             self._active._resolve(ReplyStatus.CANCELLED)
         if self._active_task is not None:
@@ -401,6 +375,11 @@ class Playback:
         for reply in self._queue:
             reply._resolve(ReplyStatus.CANCELLED)
         self._queue.clear()
+        self._stash = None
+        for reply in self._held.values():
+            reply._resolve(ReplyStatus.CANCELLED)
+        self._held.clear()
+        self._gate.set()
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is not None:
             await prefetch.cancel()
@@ -528,16 +507,24 @@ class Playback:
         if reply.frames_sent == 0:
             reply._resolve(ReplyStatus.PLAYED)
             return
+        await self._gate.wait()  # paused: the mark goes after the audio sent on resume
         if not self.channel.send(
             OutboundMessage("mark", mark_message(self.stream_sid, reply.mark_name), reply.mark_name)
         ):
             raise _StreamClosed
+        self._await_mark(reply, reply.mark_name)
+
+    def _await_mark(self, reply: Reply, name: str) -> None:
+        """Wait for the echo of mark ``name``, at most ``mark_timeout_ms`` past the end of
+        the audio sent so far."""
         delay = max(0.0, self._play_end - self._clock()) + self.mark_timeout_s
-        handle = asyncio.get_running_loop().call_later(delay, self._mark_timed_out, reply.mark_name)
-        self._awaiting_mark[reply.mark_name] = (reply, handle)
+        handle = asyncio.get_running_loop().call_later(delay, self._mark_timed_out, name)
+        self._awaiting_mark[name] = (reply, handle)
 
     async def _send_frame(self, reply: Reply, frame: bytes, ready: float) -> None:
         """Send ``frame`` on schedule; ``ready``: when its audio came from the TTS (s)."""
+        if not self._gate.is_set():  # paused: wait for resume (or the barge-in's cancel)
+            await self._gate.wait()
         now = self._clock()
         if self._play_end < now:  # Twilio's buffer ran dry (first frame, or a slow TTS)
             self._play_end = now
@@ -545,8 +532,10 @@ class Playback:
         if due > now:
             await self._sleep(due - now)
             now = self._clock()
-        if not self.channel.send(OutboundMessage("media", media_message(self.stream_sid, frame))):
+        message = OutboundMessage("media", media_message(self.stream_sid, frame))
+        if not self.channel.send(message):
             raise _StreamClosed
+        self._recent.append(message)
         self._media.late(now - (due if due > ready else ready))
         if self.frame_times is not None:
             self.frame_times.append(self._clock())

@@ -79,6 +79,15 @@ class ServerSettings(ConfigModel):
     )
     token_ttl_s: float = Field(30.0, gt=0, description="A stream token's life unused, s.")
     barge_in: bool = Field(True, description="Caller speech clears queued and playing replies.")
+    barge_in_min_speech_ms: int = Field(
+        0,
+        ge=0,
+        le=2000,
+        description="Caller speech over the bot first pauses it (clear at once); it is cut off "
+        "only if the caller is still talking this long after their speech was detected, else "
+        "it goes on where it stopped (a back-channel or a cough), ms; 0: cut off at once "
+        "(plugins.toml ships 400).",
+    )
     playback_lead_ms: int = Field(
         100,
         ge=0,

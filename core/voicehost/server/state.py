@@ -141,6 +141,7 @@ class CallServer:
         live: LiveCallState | None = None,
         instance_id: str | None = None,
         rest: CallRest | None = None,
+        turn: ProviderBinding | None = None,
     ) -> None:
         self.settings = settings
         self.twilio = twilio or TwilioSettings()
@@ -156,6 +157,7 @@ class CallServer:
         )
         self.stt = stt
         self.tts = tts
+        self.turn = turn
         if handler is None:
             handler = default_handler(settings.greeting)
         self.handler = handler
