@@ -148,6 +148,7 @@ class ClipResult:
     onset_to_start: list[float] = attrs.field(factory=list)
     details: list[str] = attrs.field(factory=list)  # per final: where its time went
     cut_ins: int = 0  # replies started while a monologue was still going
+    turn_decisions: list[tuple[float, bool, float]] = attrs.field(factory=list)
 
     @property
     def sums(self) -> list[float]:
@@ -216,6 +217,9 @@ def measure(
         [text for _, text in finals],
     )
     result = ClipResult(clip, [text for _, text in finals])
+    turns = getattr(getattr(server_call, "transcription", None), "turns", None)
+    if turns is not None:
+        result.turn_decisions = list(turns.decisions)
     clip_start_ms = first * FRAME_MS
 
     def sent(clip_ms: float) -> float:
@@ -371,6 +375,14 @@ async def main() -> None:
                         ):
                             print(f"      final: {text}")
                             print(f"        {detail}; end→final {e2f:.0f}, →audio {f2a:.0f} ms")
+                        if result.turn_decisions:
+                            print(
+                                "      turn decisions (p, complete, ms): "
+                                + ", ".join(
+                                    f"({p:.2f}, {c}, {t * 1000:.0f})"
+                                    for p, c, t in result.turn_decisions
+                                )
+                            )
         finally:
             await runner.cleanup()
     table(results)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         SpeechProvider,
         Tool,
         TranscriptionProvider,
+        TurnDetectorProvider,
     )
 
 PROJECT_NAME = "voicehost"
@@ -66,6 +67,15 @@ def register_conversation_providers(register: Callable[[ConversationProvider], N
     audio back): call ``register(provider)`` once per :class:`voicehost.ConversationProvider`.
     The one chosen with ``[conversation] provider = "<id>"`` replaces the STT, responder and
     TTS of every call and gets its parsed ``[conversation.<id>]`` table."""
+
+
+@hookspec
+def register_turn_detectors(register: Callable[[TurnDetectorProvider], None]) -> None:
+    """Register end-of-turn detectors (has the caller finished, or only paused?): call
+    ``register(provider)`` once per :class:`voicehost.TurnDetectorProvider`. The one chosen
+    with ``[turn] provider = "<id>"`` gets its parsed ``[turn.<id>]`` table (a subclass of
+    :class:`voicehost.TurnConfig`) and is asked about the caller's audio after each final
+    transcript of the STT pipeline (see :mod:`voicehost.contracts.turns`)."""
 
 
 @hookspec

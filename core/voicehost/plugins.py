@@ -52,9 +52,9 @@ BUILTIN_MODULES: tuple[str, ...] = ("voicehost.responders.builtin",)
 BUILTIN_NAME = "voicehost"
 
 Status = Literal["loaded", "disabled", "failed"]
-ProviderKind = Literal["stt", "tts", "responder", "conversation"]
+ProviderKind = Literal["stt", "tts", "responder", "conversation", "turn"]
 #: Every provider kind, in the order the host chooses them.
-PROVIDER_KINDS: tuple[ProviderKind, ...] = ("stt", "tts", "responder", "conversation")
+PROVIDER_KINDS: tuple[ProviderKind, ...] = ("stt", "tts", "responder", "conversation", "turn")
 #: The ``plugins.toml`` table that selects plugins.
 PLUGINS_TABLE = "plugins"
 
@@ -80,6 +80,7 @@ KIND_HOOKS: dict[ProviderKind, str] = {
     "tts": "register_speech_providers",
     "responder": "register_responders",
     "conversation": "register_conversation_providers",
+    "turn": "register_turn_detectors",
 }
 #: What a plugin registers: a provider kind, or ``"tool"`` (``register_tools``).
 RegistryKind = ProviderKind | Literal["tool"]
@@ -102,7 +103,7 @@ class PluginRecord:
         entry_point: ``"<entry point name> = <module[:attr]>"``.
         status: ``loaded``, ``disabled`` (not imported) or ``failed``.
         providers: provider ids it registered, by kind (``stt``, ``tts``, ``responder``,
-            ``conversation``).
+            ``conversation``, ``turn``).
         tools: names of the tools it registered.
         hooks: names of the hooks it implements (empty unless imported).
         error: ``"ExceptionType: message"`` for a failed plugin.
@@ -200,6 +201,7 @@ class PluginHost:
         speech_providers: TTS providers by id.
         responders: responder providers by id.
         conversation_providers: speech-to-speech conversation providers by id.
+        turn_detectors: end-of-turn detector providers by id.
         tools: tools by name (``register_tools``), for the responder (``use_tools``).
         strict: raise :class:`PluginError` instead of recording a failure.
     """
@@ -213,6 +215,7 @@ class PluginHost:
         self.speech_providers: dict[str, Any] = {}
         self.responders: dict[str, Any] = {}
         self.conversation_providers: dict[str, Any] = {}
+        self.turn_detectors: dict[str, Any] = {}
         self.tools: dict[str, Tool] = {}
         self._owners: dict[tuple[RegistryKind, str], str] = {}
         self._report = report or _report_stderr
@@ -226,6 +229,7 @@ class PluginHost:
             "tts": self.speech_providers,
             "responder": self.responders,
             "conversation": self.conversation_providers,
+            "turn": self.turn_detectors,
             "tool": self.tools,
         }[kind]
 

@@ -644,12 +644,12 @@ def test_list_plugins_shows_each_plugins_tools(monkeypatch):
     monkeypatch.setattr("voicehost.cli.list_plugins.load_host", lambda config_path: host)
     table = CliRunner().invoke(list_plugins, []).stdout.splitlines()
     assert table[0].split() == [
-        "PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "CONVERSATION", "TOOLS",
-        "ERROR",
+        "PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "CONVERSATION", "TURN",
+        "TOOLS", "ERROR",
     ]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert rows["vh-tools"][7] == "book,get_hours"
-    assert rows["vh-fakes"][6] == "fake" and rows["vh-fakes"][7] == "-"
+    assert rows["vh-tools"][8] == "book,get_hours"
+    assert rows["vh-fakes"][6] == "fake" and rows["vh-fakes"][8] == "-"
     entries = json.loads(CliRunner().invoke(list_plugins, ["--json"]).stdout)
     assert {e["name"]: e["tools"] for e in entries} == {
         "vh-fakes": [],

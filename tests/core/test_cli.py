@@ -53,6 +53,8 @@ def test_list_plugins_json_schema_and_order(runner, make_dist):
     assert good["status"] == "loaded"
     assert good["providers"]["stt"] == ["clistt"]
     assert good["providers"]["tts"] == ["clitts"]
+    assert set(good["providers"]) == {"stt", "tts", "responder", "conversation", "turn"}
+    assert good["providers"]["turn"] == []
     assert good["entry_point"].startswith("vh-cli-good = vh_fake_vh_cli_good")
     broken = by_name(result.stdout)["vh-cli-broken"]
     assert broken["status"] == "failed"
@@ -69,11 +71,14 @@ def test_list_plugins_text_table(runner, make_dist, monkeypatch):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header = [
-        "PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "CONVERSATION", "TOOLS", "ERROR"
+        "PLUGIN", "VERSION", "STATUS", "STT", "TTS", "RESPONDERS", "CONVERSATION", "TURN", "TOOLS",
+        "ERROR",
     ]  # fmt: skip
     assert lines[0].split() == header
     good = next(line for line in lines if line.startswith("vh-cli-good"))
-    assert good.split()[:8] == ["vh-cli-good", "1.0", "loaded", "clistt", "clitts", "-", "-", "-"]
+    assert good.split()[:9] == [
+        "vh-cli-good", "1.0", "loaded", "clistt", "clitts", "-", "-", "-", "-"
+    ]  # fmt: skip
     off = next(line for line in lines if line.startswith("vh-cli-off"))
     assert off.split()[:3] == ["vh-cli-off", "1.0", "disabled"]
 

@@ -48,6 +48,7 @@ def test_good_plugin_registers_its_providers(make_dist, fake_eps):
         "tts": ["goodtts"],
         "responder": [],
         "conversation": [],
+        "turn": [],
     }
     assert record.hooks == ["register_speech_providers", "register_transcription_providers"]
     assert host.speech_providers["goodtts"].id == "goodtts"

@@ -155,6 +155,16 @@ def settings_for(tmp_path: Path) -> Settings:
     data["records"] = {"path": str(tmp_path / "calls.db")}
     data["twilio"] = {"auth_token": AUTH_TOKEN}
     data["responder"]["scripted"]["rules"].append({"match": r"\bstory\b", "reply": LONG_REPLY})
+    # This call checks Whisper, Piper and barge-in utterance by utterance: a hurried caller
+    # (700 ms pauses) whose finals the end-of-turn detector would join. The detector is
+    # tested on its own (tests/turn, tests/server/test_turn_taking.py) and measured with
+    # real recordings in bench/human_calls.py.
+    assert data.pop("turn")["provider"] == "smart-turn"
+    # Its caller is fed in bursts (as fast as the socket takes it), which the back-channel
+    # gate, an energy gate over the frames as they arrive, cannot judge: Twilio sends them
+    # in real time. Barge-in is checked here as it is without the gate (cut off at once); the
+    # gate is tested with real-time audio in tests/server/test_barge_in.py.
+    assert data["server"].pop("barge_in_min_speech_ms") == 400
     return Settings.from_dict(data)
 
 

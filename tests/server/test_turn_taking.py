@@ -141,3 +141,37 @@ async def test_a_turn_taker_keeps_only_the_last_window_of_audio():
 async def _until(predicate) -> None:
     while not predicate():  # noqa: ASYNC110 - polled state, no event
         await asyncio.sleep(0.005)
+
+
+async def test_a_late_final_is_not_released_while_the_caller_is_talking(rig):
+    """Whisper's final can come after the caller went on: the timeout runs from the next
+    end of speech, not from the final's."""
+    sim, handler, stt, turn = await rig(incomplete_timeout_ms=200)
+    turn.answers = [False]
+    call = await sim.start_call()
+    session = await stt.wait_for_session()
+    session.speech_start()
+    session.speech_end(0.0)
+    session.speech_start()  # the caller goes on before the final comes
+    session.final("the weather here seems quite nice,")
+    await asyncio.wait_for(_until(lambda: len(turn.asked) == 1), 5)
+    await asyncio.sleep(0.4)  # twice the timeout: still talking, still held
+    assert transcripts(handler) == []
+    session.speech_end(0.0)
+    await handler.wait_for("final", timeout=5)
+    assert transcripts(handler) == ["the weather here seems quite nice,"]
+    await call.stop()
+
+
+async def test_the_detector_is_asked_at_the_end_of_speech_while_the_final_decodes(rig):
+    sim, handler, stt, turn = await rig()
+    call = await sim.start_call()
+    session = await stt.wait_for_session()
+    session.speech_start()
+    session.speech_end(0.0)
+    await asyncio.wait_for(_until(lambda: len(turn.asked) == 1), 5)  # before any final
+    session.final("what time do you open")
+    await handler.wait_for("final")
+    assert transcripts(handler) == ["what time do you open"]
+    assert len(turn.asked) == 1  # its answer was used: not asked again
+    await call.stop()

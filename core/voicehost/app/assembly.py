@@ -217,8 +217,8 @@ def build_serve_app(
     config: AppConfig, *, handler_factory: Callable[[AppConfig], CallHandler] = create_handler
 ) -> web.Application:
     """The app ``serve`` (and ``simulate --local``) runs: the transport with the chosen STT
-    and TTS providers, the handler, ``GET /metrics`` (unless ``[observability] metrics`` is
-    off), the ``GET /api/calls`` routes when records are kept,
+    and TTS providers and end-of-turn detector, the handler, ``GET /metrics`` (unless
+    ``[observability] metrics`` is off), the ``GET /api/calls`` routes when records are kept,
     ``POST /api/calls`` (outbound calls), the live call monitor (``/monitor``,
     :mod:`voicehost.app.monitor_routes`; the handler is wrapped in a
     :class:`~voicehost.app.monitor_handler.MonitoringHandler`, the hub is at
@@ -237,6 +237,7 @@ def build_serve_app(
         twilio=config.twilio,
         stt=runtime.stt,
         tts=runtime.tts,
+        turn=runtime.turn,  # [turn]: finals held until the turn is complete
         handler=MonitoringHandler(handler, hub),
         rest=rest,
         observability=config.observability,

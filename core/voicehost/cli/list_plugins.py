@@ -43,6 +43,7 @@ def list_plugins(as_json: bool, config_path: str | None) -> None:
             "TTS",
             "RESPONDERS",
             "CONVERSATION",
+            "TURN",
             "TOOLS",
             "ERROR",
         )
@@ -57,6 +58,7 @@ def list_plugins(as_json: bool, config_path: str | None) -> None:
                 ",".join(r.providers["tts"]) or "-",
                 ",".join(r.providers["responder"]) or "-",
                 ",".join(r.providers["conversation"]) or "-",
+                ",".join(r.providers["turn"]) or "-",
                 ",".join(r.tools) or "-",
                 r.error or "",
             )

@@ -1,10 +1,13 @@
 """Choosing each kind's provider from ``[stt]`` / ``[tts]`` / ``[responder]`` /
-``[conversation]`` and parsing its ``[<kind>.<id>]`` table into the provider's
+``[conversation]`` / ``[turn]`` and parsing its ``[<kind>.<id>]`` table into the provider's
 ``config_class``.
 
 ``[conversation]`` has no default: only when its ``provider`` is set is a speech-to-speech
 provider chosen, and it then replaces the STT, TTS and responder (those stay None; their
-tables are still checked for typos, not used)."""
+tables are still checked for typos, not used).
+
+``[turn]`` (the end-of-turn detector) has no default either: it is chosen only when its
+``provider`` is set, whether or not ``[conversation]`` is (it only serves the STT pipeline)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from voicehost.config.document import Settings
 from voicehost.config.tables import parse_settings_table
 from voicehost.config_model import ProviderConfig, did_you_mean
 from voicehost.contracts.conversation import ConversationConfig
+from voicehost.contracts.turns import TurnConfig
 from voicehost.errors import ConfigError
 from voicehost.plugins import PROVIDER_KINDS, PluginHost, ProviderKind
 
@@ -40,6 +44,7 @@ KIND_NAMES: dict[ProviderKind, str] = {
     "tts": "text-to-speech",
     "responder": "responder",
     "conversation": "speech-to-speech conversation",
+    "turn": "end-of-turn detector",
 }
 #: The kinds a ``[conversation]`` provider replaces.
 PIPELINE_KINDS: tuple[ProviderKind, ...] = ("stt", "tts", "responder")
@@ -50,7 +55,7 @@ class ProviderChoice:
     """The provider chosen for one kind, with its parsed config.
 
     Attributes:
-        kind: ``stt``, ``tts``, ``responder`` or ``conversation``.
+        kind: ``stt``, ``tts``, ``responder``, ``conversation`` or ``turn``.
         id: the provider id.
         provider: the provider object its plugin registered.
         plugin: the plugin (distribution) that registered it.
@@ -67,18 +72,20 @@ class ProviderChoice:
 @attrs.frozen
 class RuntimeConfig:
     """The settings and the chosen providers (None for a kind not asked for; with a
-    ``conversation`` provider, ``stt``, ``tts`` and ``responder`` are None)."""
+    ``conversation`` provider, ``stt``, ``tts`` and ``responder`` are None; ``turn`` is None
+    unless ``[turn] provider`` is set)."""
 
     settings: Settings
     stt: ProviderChoice | None
     tts: ProviderChoice | None
     responder: ProviderChoice | None
     conversation: ProviderChoice | None = None
+    turn: ProviderChoice | None = None
 
     @property
     def chosen(self) -> tuple[ProviderChoice, ...]:
         """The chosen providers, in kind order."""
-        choices = (self.stt, self.tts, self.responder, self.conversation)
+        choices = (self.stt, self.tts, self.responder, self.conversation, self.turn)
         return tuple(choice for choice in choices if choice is not None)
 
 
@@ -134,6 +141,11 @@ def choose_provider(settings: Settings, host: PluginHost, kind: ProviderKind) ->
             f"{settings.where}: [{kind}] provider {provider_id!r}: its config_class "
             f"{config_class.__name__} must subclass voicehost.ConversationConfig"
         )
+    if kind == "turn" and not issubclass(config_class, TurnConfig):
+        raise ConfigError(
+            f"{settings.where}: [{kind}] provider {provider_id!r}: its config_class "
+            f"{config_class.__name__} must subclass voicehost.TurnConfig"
+        )
     config = parse_settings_table(settings, config_class, kind, provider_id)
     if not provider.is_configured(config):
         raise ConfigError(
@@ -161,7 +173,8 @@ def resolve_providers(
 ) -> RuntimeConfig:
     """Choose every provider kind in ``kinds`` (others stay None). ``conversation`` is
     chosen only when ``[conversation] provider`` is set, and then the pipeline kinds
-    (``stt``, ``tts``, ``responder``) are not.
+    (``stt``, ``tts``, ``responder``) are not. ``turn`` is chosen only when ``[turn]
+    provider`` is set.
 
     Raises:
         ConfigError: every problem found in those kinds' tables, one line each.
@@ -172,6 +185,8 @@ def resolve_providers(
     for kind in kinds:
         problems += kind_table_problems(settings, host, kind)
         if kind == "conversation" and not speech_to_speech:
+            continue
+        if kind == "turn" and "provider" not in settings.raw_table("turn"):
             continue
         if kind in PIPELINE_KINDS and speech_to_speech:
             continue
@@ -187,4 +202,5 @@ def resolve_providers(
         chosen.get("tts"),
         chosen.get("responder"),
         chosen.get("conversation"),
+        chosen.get("turn"),
     )

@@ -1,6 +1,6 @@
-"""The contracts between the host and its plugins: audio formats, the STT, TTS, responder and
-speech-to-speech conversation provider interfaces, what a responder sees of a call, and the
-tools a responder may call.
+"""The contracts between the host and its plugins: audio formats, the STT, TTS, responder,
+speech-to-speech conversation and end-of-turn detector provider interfaces, what a responder
+sees of a call, and the tools a responder may call.
 
 Plugins import these from :mod:`voicehost` itself; inside the core, import them from here.
 """
@@ -60,6 +60,7 @@ from voicehost.contracts.responders import (
     history_tail,
 )
 from voicehost.contracts.tools import Tool, ToolError, ToolHandler, ToolUse
+from voicehost.contracts.turns import TurnConfig, TurnDecision, TurnDetector, TurnDetectorProvider
 
 __all__ = [
     "CALL_TOOLS",
@@ -109,6 +110,10 @@ __all__ = [
     "TranscriptionRequest",
     "TranscriptionSession",
     "Transfer",
+    "TurnConfig",
+    "TurnDecision",
+    "TurnDetector",
+    "TurnDetectorProvider",
     "TurnMode",
     "collect_reply",
     "history_tail",

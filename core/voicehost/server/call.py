@@ -502,13 +502,19 @@ class Call:
         self._dispatch("on_speech_start")
 
     def _decide_barge_in(self) -> None:
-        """The caller's speech that paused the bot: still going (voiced over the last
-        :data:`_STILL_TALKING_MS`) → a real interruption, the bot is cut off; over → a
-        back-channel, the bot goes on where it stopped."""
+        """The caller's speech that paused the bot: still going (voiced for half of the last
+        :data:`_STILL_TALKING_MS`), or voiced for as long as the wait itself (a long
+        stretch, even if it just paused at a comma) → a real interruption, the bot is cut
+        off; else (over after a few hundred ms: a back-channel, a cough) the bot goes on
+        where it stopped."""
         self._timers.pop("barge-in", None)
         if self._ending or not isinstance(self.playback, Playback):
             return
-        if self.voice.voiced_ms(_STILL_TALKING_MS) >= _STILL_TALKING_MS // 2:
+        wait_ms = self.barge_in_min_speech_ms
+        still = self.voice.voiced_ms(_STILL_TALKING_MS) >= _STILL_TALKING_MS // 2
+        # the wait, plus the VAD's delay in reporting the speech start
+        long = self.voice.voiced_ms(wait_ms + _STILL_TALKING_MS) >= wait_ms
+        if still or long:
             if self.playback.barge_in():
                 metrics.count_barge_in()
             self._dispatch("on_speech_start")

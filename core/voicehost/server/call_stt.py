@@ -216,6 +216,8 @@ class CallTranscription:
         except (TypeError, ValueError):
             ago = 0.0
         self._speech_end_at = time.monotonic() - ago
+        if self.turns is not None:
+            self.turns.speech_ended(self._speech_end_at)
 
     def _final(self, text: str) -> None:
         """A final: note when it came (and the speech end before it), then hand it on."""

@@ -4,8 +4,11 @@ says the turn is complete (:mod:`voicehost.contracts.turns`).
 Per call, with a detector configured (``[turn] provider``):
 
 * every inbound μ-law frame is kept, the last ``max_audio_s`` of it (64 kB for 8 s);
-* a final transcript (the STT's endpointing: a short pause) is held and the detector is
-  asked about the caller's turn so far: its audio from shortly before the turn's first
+* the detector is asked as soon as the caller's speech ends (the STT's ``on_speech_end``),
+  while the STT is still decoding the final, so its answer is usually ready when the final
+  comes and adds no latency; without a speech end, it is asked when the final comes;
+* a final transcript (the STT's endpointing: a short pause) is held until the detector's
+  answer about the caller's turn so far: its audio from shortly before the turn's first
   speech start (200 ms of pre-roll) to now, at most ``max_audio_s``, resampled to the
   detector's format (16 kHz: Smart Turn mispredicts 8 kHz phone audio that is not
   resampled, pipecat#3844);
@@ -13,7 +16,8 @@ Per call, with a detector configured (``[turn] provider``):
   released as one transcript;
 * **incomplete** → they stay held; if the caller speaks again, the next final joins them and
   the detector is asked again; if not, they are released ``incomplete_timeout_ms`` after
-  the caller's speech ended;
+  the caller's speech ended (never while the caller is speaking: a final that comes late,
+  after the caller went on, waits for the next final or the next end of speech);
 * a detector that fails counts as complete (the caller is never left unanswered); at the end
   of the call whatever is held is released.
 
@@ -32,7 +36,12 @@ from collections.abc import Callable
 from voicehost import metrics
 from voicehost.audio import AudioConverter
 from voicehost.contracts.formats import MULAW_8K
-from voicehost.contracts.turns import TurnConfig, TurnDetector, TurnDetectorProvider
+from voicehost.contracts.turns import (
+    TurnConfig,
+    TurnDecision,
+    TurnDetector,
+    TurnDetectorProvider,
+)
 
 __all__ = ["PRE_ROLL_S", "TurnTaker"]
 
@@ -77,7 +86,9 @@ class TurnTaker:
         self._held: list[str] = []
         self._speech_end_at: float | None = None
         self._deciding: asyncio.Task[None] | None = None
+        self._early: asyncio.Task[TurnDecision] | None = None  # asked at the speech end
         self._timer: asyncio.TimerHandle | None = None
+        self._speaking = False  # between a speech start and the next speech end
         #: every decision, ``(probability, complete, seconds it took)`` (benchmarks, tests)
         self.decisions: list[tuple[float, bool, float]] = []
 
@@ -95,12 +106,28 @@ class TurnTaker:
 
     def speech_started(self) -> None:
         """The caller (re)started speaking: the turn goes on, no release by timeout."""
+        self._speaking = True
         self._cancel_timer()
+        self._cancel_early()
         if self._deciding is not None:
             self._deciding.cancel()  # the answer is moot: more speech is coming
             self._deciding = None
         if self._turn_start is None:
             self._turn_start = max(0, self._received - int(PRE_ROLL_S * _FRAME_BYTES_PER_S))
+
+    def speech_ended(self, at: float) -> None:
+        """The caller stopped speaking at ``at`` (``time.monotonic()`` s): held finals the
+        detector called incomplete are released ``incomplete_timeout_ms`` after it unless
+        the caller goes on (a final for this speech may still come and be decided)."""
+        self._speaking = False
+        self._speech_end_at = at
+        self._cancel_early()
+        self._early = asyncio.get_running_loop().create_task(
+            self.detector.decide(self._turn_audio())
+        )
+        self._early.add_done_callback(_retrieve)
+        if self._held and self._deciding is None and self._timer is None:
+            self._start_timer(at)
 
     def final(self, text: str, speech_end_at: float | None) -> None:
         """A final transcript: hold it and ask the detector."""
@@ -118,6 +145,7 @@ class TurnTaker:
     def flush(self) -> None:
         """Release what is held now (the call is ending)."""
         self._cancel_timer()
+        self._cancel_early()
         if self._deciding is not None:
             self._deciding.cancel()
             self._deciding = None
@@ -146,8 +174,12 @@ class TurnTaker:
 
     async def _decide(self) -> None:
         started = self._clock()
+        early, self._early = self._early, None
         try:
-            decision = await self.detector.decide(self._turn_audio())
+            if early is not None and not early.cancelled():
+                decision = await early  # asked at the speech end: usually ready by now
+            else:
+                decision = await self.detector.decide(self._turn_audio())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never leave the caller unanswered
@@ -163,8 +195,12 @@ class TurnTaker:
         if complete:
             self._finish()
             return
-        end = self._speech_end_at if self._speech_end_at is not None else started
-        delay = max(0.0, end + self.config.incomplete_timeout_ms / 1000 - self._clock())
+        if self._speaking:  # the caller went on: the next final (or speech end) decides
+            return
+        self._start_timer(self._speech_end_at if self._speech_end_at is not None else started)
+
+    def _start_timer(self, speech_end: float) -> None:
+        delay = max(0.0, speech_end + self.config.incomplete_timeout_ms / 1000 - self._clock())
         self._timer = asyncio.get_running_loop().call_later(delay, self._finish)
 
     def _finish(self) -> None:
@@ -178,6 +214,11 @@ class TurnTaker:
         self._turn_start = None
         self._release(text, speech_end)
 
+    def _cancel_early(self) -> None:
+        if self._early is not None:
+            self._early.cancel()
+            self._early = None
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -185,3 +226,9 @@ class TurnTaker:
 
     def __str__(self) -> str:
         return self.call_sid
+
+
+def _retrieve(task: asyncio.Task[TurnDecision]) -> None:
+    """Consume an early question's outcome (a cancelled or failed one nobody awaits)."""
+    if not task.cancelled():
+        task.exception()

@@ -41,11 +41,13 @@ from voicehost.contracts import (
     TranscriptionProvider,
     TranscriptionRequest,
     TranscriptionSession,
+    TurnDetectorProvider,
 )
 from voicehost.errors import ProviderConnectionError, ProviderError
 from voicehost.hookspecs import hookimpl
 from voicehost.testing.conversation import FakeConversationProvider
 from voicehost.testing.tones import tone
+from voicehost.testing.turns import FakeTurnDetectorProvider
 
 __all__ = [
     "FakePcm16TranscriptionProvider",
@@ -300,6 +302,11 @@ class FakeProvidersPlugin:
         self.stt_pcm16 = FakePcm16TranscriptionProvider()
         self.tts = FakeSpeechProvider()
         self.conversation = FakeConversationProvider()
+        self.turn = FakeTurnDetectorProvider()
+
+    @hookimpl
+    def register_turn_detectors(self, register: Callable[[TurnDetectorProvider], None]) -> None:
+        register(self.turn)
 
     @hookimpl
     def register_conversation_providers(
