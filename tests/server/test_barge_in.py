@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
+
+import pytest
 
 from voicehost.server import ReplyStatus
 from voicehost.testing.handlers import RecordingHandler
 from voicehost.testing.providers import tone
+from voicehost.wavfile import read_audio_ulaw
+
+HUMAN = Path(__file__).resolve().parents[1] / "data" / "human"
 
 LONG = "This reply goes on and on. " * 20  # about 11 s of fake TTS audio
 
@@ -150,4 +156,39 @@ async def test_a_real_interruption_is_cut_off_after_a_pause(make_server):
         await handler.wait_for("speech_start", timeout=5)
         assert await handler.replies[0] == ReplyStatus.CANCELLED
         await talking
+        await call.stop()
+
+
+@pytest.mark.parametrize(
+    ("clip", "seconds", "cut_off"),
+    [
+        ("forig.wav", None, True),  # "Don't throw trash on the street.": an interruption
+        ("morig.wav", 0.25, False),  # its first word alone ("That"), then silence
+    ],
+)
+async def test_the_back_channel_gate_on_real_speech(make_server, clip, seconds, cut_off):
+    """Real recorded speech (tests/data/human) at real time over the bot: a sentence cuts
+    it off, a single short word does not."""
+    ulaw = read_audio_ulaw(HUMAN / clip)
+    if seconds is not None:
+        ulaw = ulaw[: int(seconds * 8000)]
+    handler = RecordingHandler(greeting="This reply goes on for a while, and on. " * 3)
+    h = await make_server(handler=handler, barge_in_min_speech_ms=400)
+    async with h.simulator() as sim:
+        call = await sim.start_call()
+        session = await h.plugin.stt.wait_for_session()
+        await handler.wait_for("start")
+        await call.wait_for_audio(seconds=0.3)
+        speaking = asyncio.create_task(call.play(ulaw + b"\xff" * 8000, speed=1.0))
+        await asyncio.sleep(0.1)  # a VAD reports speech about 100 ms after its onset
+        session.speech_start()
+        await call.wait_for_event("clear")
+        reply = handler.replies[0]
+        if cut_off:
+            await handler.wait_for("speech_start", timeout=5)
+            assert await reply == ReplyStatus.CANCELLED
+        else:
+            assert await asyncio.wait_for(reply.wait(), 20) is ReplyStatus.PLAYED
+            assert "speech_start" not in handler.names()
+        await speaking
         await call.stop()
