@@ -134,8 +134,11 @@ async def test_a_back_channel_pauses_the_bot_which_then_goes_on(make_server):
         reply = handler.replies[0]
         assert reply.status is ReplyStatus.PENDING  # paused, not cancelled
         await call.play(b"\xff" * 160 * 20, speed=1.0)  # then silence
+        session.final("Mm-hmm.")  # its transcript is not a turn: not answered
         assert await asyncio.wait_for(reply.wait(), 15) is ReplyStatus.PLAYED
-        assert "speech_start" not in handler.names()
+        assert "speech_start" not in handler.names() and "final" not in handler.names()
+        session.final("What are your hours?")  # the next one is
+        await handler.wait_for("final")
         # every frame of the reply reached the phone (some twice: the lead re-sent)
         assert len(call.received_audio) >= reply.frames_sent * 160
         await call.stop()

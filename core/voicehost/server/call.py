@@ -57,6 +57,9 @@ __all__ = ["Call", "choose_input_format"]  # choose_input_format is re-exported 
 _HANDLER_END_TIMEOUT_S = 10.0
 # A paused bot is cut off when the caller was voiced for half of this window, ms.
 _STILL_TALKING_MS = 200
+# A back-channel's final comes within this long of the decision (Whisper's endpoint + decode).
+_BACK_CHANNEL_FINAL_S = 3.0
+_BACK_CHANNEL_MAX_WORDS = 3
 # How long the goodbye at max_call_duration_s and the line before a transfer may take, s.
 _LAST_WORDS_TIMEOUT_S = 15.0
 
@@ -124,6 +127,7 @@ class Call:
         self.barge_in_enabled = barge_in
         self.barge_in_min_speech_ms = barge_in_min_speech_ms
         self.voice = VoiceActivity()
+        self._back_channel_at: float | None = None  # when speech was judged a back-channel
         self.malformed: collections.Counter[str] = collections.Counter()
         self.frames_in = 0
         self._media = metrics.media_tally()
@@ -136,7 +140,7 @@ class Call:
                 stt_provider,
                 stt_config,
                 on_partial=lambda text: self._dispatch("on_partial", text),
-                on_transcript=lambda text: self._dispatch("on_transcript", text),
+                on_transcript=self._transcript,
                 on_speech_start=self._speech_started,
                 close_timeout_s=stt_close_timeout_s,
                 turn=turn,
@@ -521,7 +525,20 @@ class Call:
         else:
             log.info("call %s: a back-channel over the bot; it goes on", self)
             metrics.count_back_channel()
+            self._back_channel_at = time.monotonic()
             self.playback.resume()
+
+    def _transcript(self, text: str) -> None:
+        """A final from the STT session. The transcript of a back-channel (the first final
+        within :data:`_BACK_CHANNEL_FINAL_S` of it, if it is that short: "mm-hm", "okay",
+        "yeah, sure") is not a turn: it is dropped, so the bot does not answer it. (A cough
+        has no transcript; a longer final after it is the caller's next words.)"""
+        at, self._back_channel_at = self._back_channel_at, None
+        short = len(text.split()) <= _BACK_CHANNEL_MAX_WORDS
+        if at is not None and short and time.monotonic() - at <= _BACK_CHANNEL_FINAL_S:
+            log.info("call %s: the back-channel's transcript %r is not answered", self, text)
+            return
+        self._dispatch("on_transcript", text)
 
     def _dispatch(self, name: str, *args: Any) -> None:
         draining = self.transcription is not None and self.transcription.draining
