@@ -342,7 +342,8 @@ class Call:
         """One inbound μ-law frame from Twilio → the STT session (converted if needed)."""
         self.frames_in += 1
         self._media.frames_in += 1
-        self.voice.feed(ulaw)
+        if self.barge_in_min_speech_ms:  # only the back-channel gate reads the levels
+            self.voice.feed(ulaw)
         if self.transcription is not None:
             self.transcription.feed(ulaw)
         if self._listener is not None:

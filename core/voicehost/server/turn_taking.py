@@ -101,7 +101,8 @@ class TurnTaker:
         """One inbound frame of the caller's μ-law."""
         self._audio += ulaw
         self._received += len(ulaw)
-        if len(self._audio) > self._max_bytes:
+        # trimmed a second at a time, not every frame (each trim moves the whole window)
+        if len(self._audio) > self._max_bytes + _FRAME_BYTES_PER_S:
             del self._audio[: len(self._audio) - self._max_bytes]
 
     def speech_started(self) -> None:
@@ -165,6 +166,7 @@ class TurnTaker:
         """The held turn's audio in the detector's format (at most ``max_audio_s``)."""
         start = self._received - len(self._audio)
         first = 0 if self._turn_start is None else max(0, self._turn_start - start)
+        first = max(first, len(self._audio) - self._max_bytes)
         ulaw = bytes(self._audio[first:])
         fmt = self.provider.input_format
         if fmt == MULAW_8K:
