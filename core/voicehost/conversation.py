@@ -4,6 +4,11 @@ every call and writes the call record.
 Per call (all on the event loop, nothing blocking it):
 
 * stream start → the call record is opened and the responder's greeting is spoken;
+* provisional transcript (the caller's turn before it is confirmed; ``[server]
+  preemptive_generation``) → the responder is asked at once and its first sentence
+  synthesised into memory (:mod:`voicehost.conversation_preemptive`), nothing said or
+  recorded; the final with the same text adopts it (the first sentence then plays without
+  waiting for the TTS), a withdrawal or another text drops it;
 * final transcript → recorded (role ``caller``, kind ``final``) and answered by
   ``responder.reply``, whose text is spoken **sentence by sentence**: each sentence is said
   as its own reply (its own mark) as soon as it is complete, while the responder goes on
@@ -56,6 +61,7 @@ from voicehost.contracts import (
     Transfer,
 )
 from voicehost.conversation_log import CallLog, LogEntry, TurnObserver, record_call_event
+from voicehost.conversation_preemptive import PreemptiveReply
 from voicehost.conversation_speech import Sentence, Speech
 from voicehost.conversation_timing import Trigger, TurnTimer, observe
 from voicehost.errors import VoicehostError
@@ -79,6 +85,7 @@ class _Conversation:
     log: CallLog
     speeches: set[Speech] = attrs.field(factory=set)
     trace: CallTrace | None = None
+    preemptive: PreemptiveReply | None = None  # the reply to the provisional transcript
 
 
 class ResponderCallHandler(CallHandler):
@@ -149,13 +156,41 @@ class ResponderCallHandler(CallHandler):
         text = text.strip()
         if conv is None or not text:
             return
+        early, conv.preemptive = conv.preemptive, None
         view = self._view(conv)  # history without the transcript being answered
         timer = _timer("speech", heard)
         turn = ConversationTurn("caller", text)
         timings = timer.timings(conv.log.ms_at)
         entry = conv.log.add("caller", "final", text, turn=turn, timings=timings)
-        timer.asked_at = time.monotonic()
-        await self._speak(call, conv, "reply", self.responder.reply(view, text), timer, entry)
+        if early is not None and early.text == text:  # prepared while the turn was ending
+            timer.asked_at, timer.first_token_at = early.asked_at, early.first_token_at
+            stream = early.adopt()
+        else:
+            if early is not None:
+                await early.drop()
+            timer.asked_at = time.monotonic()
+            stream = self.responder.reply(view, text)
+        await self._speak(call, conv, "reply", stream, timer, entry)
+
+    async def on_provisional_transcript(self, call: Call, text: str | None) -> None:
+        """The caller's turn as it stands before it is confirmed: ask the responder now
+        (when it allows it: ``Responder.preemptive``) and hold its first sentence's audio
+        (:class:`~voicehost.conversation_preemptive.PreemptiveReply`); nothing is said or
+        recorded until :meth:`on_transcript` brings the same text. None (the caller went
+        on) or another text drops what was prepared."""
+        conv = self._conversation(call)
+        if conv is None:
+            return
+        text = (text or "").strip()
+        old = conv.preemptive
+        if old is not None and old.text == text:
+            return
+        conv.preemptive = None
+        if text and self.responder.preemptive and call.end_reason is None:
+            stream = self.responder.reply(self._view(conv), text)
+            conv.preemptive = PreemptiveReply(call, text, stream)
+        if old is not None:
+            await old.drop()
 
     async def on_speech_start(self, call: Call) -> None:
         """The server has already done the barge-in (cancelled what was queued): each reply
@@ -183,6 +218,9 @@ class ResponderCallHandler(CallHandler):
     async def on_call_end(self, call: Call, reason: str) -> None:
         """Record the call's end and its ``reason`` (after every turn still waiting)."""
         conv = self._conversation(call)
+        if conv is not None and conv.preemptive is not None:
+            early, conv.preemptive = conv.preemptive, None
+            await early.drop()
         if conv is not None:
             conv.log.close()
             if conv.trace is not None:

@@ -26,7 +26,7 @@ from voicehost.contracts import ConversationTurn
 from voicehost.records import CallStore, TurnKind, TurnTimings
 from voicehost.server.events import CallEvent
 
-__all__ = ["CallLog", "LogEntry", "TurnObserver", "record_call_event"]
+__all__ = ["CallLog", "LogEntry", "TurnObserver", "close_responder_stream", "record_call_event"]
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +192,14 @@ def record_call_event(store: CallStore | None, event: CallEvent) -> None:
         )
     except ValueError as exc:
         log.warning("call %s: call event %s not recorded: %s", event.call_sid, event.kind, exc)
+
+
+async def close_responder_stream(stream: object) -> None:
+    """``aclose()`` a responder's reply stream (if it has one); a responder that fails while
+    closing is logged at debug level, never raised (it must not end the call)."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            log.debug("closing a responder stream failed", exc_info=True)

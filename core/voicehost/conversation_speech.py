@@ -4,7 +4,9 @@
 produces it, and cuts the text into sentences (:func:`voicehost.text.split_sentences`); the
 conversation handler (:mod:`voicehost.conversation`) says each sentence as its own reply
 (``call.say(sentence)``, its own mark) as soon as it is complete, with at most :data:`AHEAD`
-sentences queued behind the one playing.
+sentences queued behind the one playing. The stream's first sentence is said in two pieces
+when it is long and has a clause end (:func:`voicehost.text.first_clause`: "Sorry," then the
+rest), so the first audio comes after the short clause's synthesis, not the whole sentence's.
 
 What the bot said is kept per *segment* (its text up to the next action or tool use): the
 segment takes its place in the call's history and records when its first sentence comes, and
@@ -34,11 +36,11 @@ from typing import Any
 import attrs
 
 from voicehost.contracts import Action, ConversationTurn, HangUp, SendDtmf, ToolUse, Transfer
-from voicehost.conversation_log import CallLog, LogEntry
+from voicehost.conversation_log import CallLog, LogEntry, close_responder_stream
 from voicehost.conversation_timing import TurnTimer
 from voicehost.records import TurnKind
 from voicehost.server import Call, PlaybackError, PlaybackQueueFull, ReplyStatus
-from voicehost.text import split_sentences
+from voicehost.text import first_clause, split_sentences
 
 log = logging.getLogger("voicehost.conversation")  # the conversation's logger: one to configure
 
@@ -141,6 +143,7 @@ class Speech:
         self._spoke = False  # a sentence was queued
         self._waiting = 0  # sentences read, not yet handed to say()
         self._warned = False
+        self._first = True  # no sentence read yet (the first is said in two pieces)
 
     # --- the handler's side --------------------------------------------------------------
 
@@ -345,7 +348,7 @@ class Speech:
             self.timer.responder_done()
             self._close_segment()
             self._items.put_nowait(None)
-            await _aclose(self.stream)
+            await close_responder_stream(self.stream)
 
     async def _next_item(self) -> str | Action | ToolUse | None:
         """The next item of the stream; None at its end or when the responder failed."""
@@ -366,6 +369,13 @@ class Speech:
             )
 
     def _sentence(self, text: str, at_ms: int | None) -> None:
+        if self._first:
+            self._first = False
+            clause, rest = first_clause(text)
+            if rest:
+                self._sentence(clause, at_ms)
+                self._sentence(rest, at_ms)
+                return
         segment = self._segment
         if segment is None:
             at = self.log.ms() if at_ms is None else at_ms
@@ -392,15 +402,6 @@ class Speech:
         self.log.add("event", "tool_call", call, at_ms, ConversationTurn.for_tool(use))
         result = f"error: {use.result}" if use.error else use.result
         self.log.add("event", "tool_result", result, at_ms)
-
-
-async def _aclose(stream: object) -> None:
-    close = getattr(stream, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:  # a responder failing while closing must not end the call
-            log.debug("closing a responder stream failed", exc_info=True)
 
 
 __all__ = ["AHEAD", "Sentence", "Speech"]

@@ -106,10 +106,15 @@ class TurnTimer:
         def at(value: float | None) -> int | None:
             return None if value is None else ms(value)
 
+        first_token = self.first_token_at
+        if first_token is not None and self.final_at is not None:
+            # a reply prepared before the final (preemptive generation): its text was there
+            # when the final came
+            first_token = max(first_token, self.final_at)
         return TurnTimings(
             speech_end_ms=at(self.speech_end_at),
             final_ms=at(self.final_at),
-            first_token_ms=at(self.first_token_at),
+            first_token_ms=at(first_token),
             first_audio_ms=at(self.first_audio_at),
         )
 

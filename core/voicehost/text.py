@@ -42,3 +42,35 @@ async def sentences(chunks: AsyncIterable[str]) -> AsyncIterator[str]:
             yield sentence
     if buffer.strip():
         yield buffer.strip()
+
+
+#: Where :func:`first_clause` may cut: a comma, semicolon or colon followed by a space, or a
+#: spaced dash.
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+[-–—]\s+")
+#: A sentence shorter than this many words is not cut (its synthesis is quick anyway).
+CLAUSE_MIN_SENTENCE_WORDS = 8
+#: The rest after the cut keeps at least this many words.
+CLAUSE_MIN_REST_WORDS = 4
+
+
+def first_clause(sentence: str) -> tuple[str, str]:
+    """Cut a reply's first sentence after its first clause, for a quicker first audio: the
+    TTS renders the short clause first ("Sorry,") and the rest while it plays (RealtimeTTS's
+    ``fast_sentence_fragment``).
+
+    Returns:
+        ``(clause, rest)``, both stripped, ``clause + " " + rest`` being the sentence (its
+        punctuation kept); ``(sentence, "")`` when there is no clause end, the
+        sentence is shorter than :data:`CLAUSE_MIN_SENTENCE_WORDS` words, or the rest would
+        be shorter than :data:`CLAUSE_MIN_REST_WORDS`.
+    """
+    sentence = sentence.strip()
+    if len(sentence.split()) < CLAUSE_MIN_SENTENCE_WORDS:
+        return sentence, ""
+    match = _CLAUSE_END.search(sentence)
+    if match is None:
+        return sentence, ""
+    clause, rest = sentence[: match.end()].strip(), sentence[match.end() :].strip()
+    if not clause or len(rest.split()) < CLAUSE_MIN_REST_WORDS:
+        return sentence, ""
+    return clause, rest

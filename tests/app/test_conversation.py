@@ -28,8 +28,9 @@ SCRIPT = {
     "rules": [
         {"match": r"\bbye\b", "reply": "Goodbye.", "hangup": True},
         {"match": r"\bhours\b", "reply": "Nine to five."},
-        # About 6.8 s of fake speech (10 ms a character), so barge-in surely cuts it.
-        {"match": r"\bstory\b", "reply": "Once upon a time, " * 40},
+        # About 6.8 s of fake speech (10 ms a character), so barge-in surely cuts it; no
+        # comma, so it is said as one piece (not cut after its first clause).
+        {"match": r"\bstory\b", "reply": "Once upon a time " * 40},
     ],
 }
 

@@ -392,3 +392,39 @@ async def test_barge_in_after_a_pause_drops_what_was_kept():
     assert playback.barge_in()
     assert await reply == ReplyStatus.CANCELLED and await queued == ReplyStatus.CANCELLED
     assert not playback.paused and not playback.resume()
+
+
+async def test_audio_synthesised_ahead_plays_on_the_say_of_its_text_without_a_second_request():
+    playback, provider, sink, channel = make_playback({"ms_per_char": 10})
+    held = playback.synthesize_ahead("Nine to five.")
+    assert held is not None
+    await _until(lambda: provider.syntheses and provider.syntheses[0].completed)
+    await drain(channel)
+    assert sink.messages == []  # held, not sent
+    reply = playback.say("Nine to five.")
+    await _until(lambda: reply.frames_sent > 0 and playback._active is None)
+    await drain(channel)
+    assert [s.text for s in provider.syntheses] == ["Nine to five."]
+    expected = provider.audio_for("Nine to five.", FakeTTSConfig(ms_per_char=10))
+    assert sink.audio().startswith(expected)
+    await playback.close()
+
+
+async def test_aborted_or_unmatched_audio_ahead_is_never_sent():
+    playback, provider, sink, channel = make_playback({"ms_per_char": 10})
+    dropped = playback.synthesize_ahead("Pardon?")
+    assert dropped is not None
+    dropped.abort()
+    assert dropped.closed
+    reply = playback.say("Pardon?")  # said anyway: a fresh synthesis, not the dropped one
+    await _until(lambda: reply.frames_sent > 0 and playback._active is None)
+    assert [s.text for s in provider.syntheses] == ["Pardon?", "Pardon?"]
+
+    # At most MAX_AHEAD held: the oldest is dropped; what is never said is closed at the end.
+    first, second, third = (playback.synthesize_ahead(t) for t in ("one.", "two.", "three."))
+    assert first is not None and first.closed and not second.closed
+    await playback.close()
+    assert second.closed and third.closed
+    await drain(channel)
+    pardon = provider.audio_for("Pardon?", FakeTTSConfig(ms_per_char=10))
+    assert len(sink.audio()) < len(pardon) + 160  # the one "Pardon?" said, nothing held

@@ -7,6 +7,7 @@ server and the Twilio simulator, on the fake STT and the scripted fake detector.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 import pytest
@@ -175,3 +176,83 @@ async def test_the_detector_is_asked_at_the_end_of_speech_while_the_final_decode
     assert transcripts(handler) == ["what time do you open"]
     assert len(turn.asked) == 1  # its answer was used: not asked again
     await call.stop()
+
+
+def provisionals(handler: RecordingHandler) -> list[str | None]:
+    return [event[2] for event in handler.events if event[0] == "provisional"]
+
+
+async def test_the_unreleased_turn_is_announced_and_withdrawn_when_the_caller_goes_on(rig):
+    """Preemptive generation's input: the held finals as they stand, None when the caller
+    speaks again, the joined text for the next final; the release commits it (no None)."""
+    sim, handler, stt, turn = await rig(incomplete_timeout_ms=5000)
+    turn.answers = [False, True]
+    call = await sim.start_call()
+    session = await stt.wait_for_session()
+    session.speech_start()
+    session.final("I'd like to book, um,")
+    await asyncio.wait_for(_until(lambda: len(turn.asked) == 1), 5)
+    await handler.wait_for("provisional")
+    session.speech_start()
+    await handler.wait_for("provisional", 2)
+    session.provisional("a table for two.")  # the STT's early final of the next utterance
+    await handler.wait_for("provisional", 3)
+    session.final("a table for two.")
+    await handler.wait_for("final")
+    assert provisionals(handler) == [
+        "I'd like to book, um,",
+        None,
+        "I'd like to book, um, a table for two.",
+    ]
+    assert transcripts(handler) == ["I'd like to book, um, a table for two."]
+    await call.stop()
+
+
+@contextlib.asynccontextmanager
+async def _serving(settings: ServerSettings, turn: Binding | None = None):
+    """A server on the fake STT/TTS (and ``turn``): yields (simulator, handler, stt)."""
+    stt = FakeTranscriptionProvider()
+    handler = RecordingHandler()
+    app = build_server_app(
+        settings,
+        stt=Binding(stt, {}),
+        tts=Binding(FakeSpeechProvider(), {"ms_per_char": 5}),
+        turn=turn,
+        handler=handler,
+    )
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with TwilioSimulator(str(server.make_url("")), speed=math.inf) as sim:
+            yield sim, handler, stt
+    finally:
+        await server.close()
+
+
+async def test_without_a_detector_the_stt_early_final_is_announced_and_withdrawn():
+    async with _serving(ServerSettings()) as (sim, handler, stt):
+        call = await sim.start_call()
+        session = await stt.wait_for_session()
+        session.speech_start()
+        session.provisional("what are your")
+        session.provisional("what are your")  # the same text again: not announced twice
+        session.speech_start()  # the caller went on
+        session.provisional("what are your hours")
+        session.final("what are your hours")
+        await handler.wait_for("final")
+        assert provisionals(handler) == ["what are your", None, "what are your hours"]
+        await call.stop()
+
+
+async def test_provisional_transcripts_are_not_passed_on_when_preemptive_generation_is_off():
+    settings = ServerSettings(preemptive_generation=False)
+    turn = Binding(FakeTurnDetectorProvider(), TurnConfig())
+    async with _serving(settings, turn) as (sim, handler, stt):
+        call = await sim.start_call()
+        session = await stt.wait_for_session()
+        session.speech_start()
+        session.provisional("what are your hours")
+        session.final("what are your hours")
+        await handler.wait_for("final")
+        assert provisionals(handler) == []
+        await call.stop()

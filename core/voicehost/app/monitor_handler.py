@@ -62,6 +62,9 @@ class MonitoringHandler(CallHandler):
         self._tell(self.hub.on_transcript, call.call_sid, text)
         await self.inner.on_transcript(call, text)
 
+    async def on_provisional_transcript(self, call: Call, text: str | None) -> None:
+        await self.inner.on_provisional_transcript(call, text)
+
     async def on_speech_start(self, call: Call) -> None:
         await self.inner.on_speech_start(call)
 

@@ -51,6 +51,12 @@ class TranscriptionCallbacks:
             time them from the final's arrival. Added after the first version: a plugin
             that must run on older hosts looks it up with ``getattr(callbacks,
             "on_speech_end", None)``.
+        on_provisional: optional: the utterance's final transcript as it will be if the
+            caller stays silent, known before the endpoint (Whisper's decode started early in
+            the pause). ``on_transcript`` (normally with the same text) or
+            ``on_speech_start`` (the caller went on) follows. The host may start preparing
+            a reply on it (preemptive generation); nothing is said until the final. Look it
+            up with ``getattr(callbacks, "on_provisional", None)`` to run on older hosts.
     """
 
     on_partial: Callable[[str], None] = _ignore
@@ -58,6 +64,7 @@ class TranscriptionCallbacks:
     on_speech_start: Callable[[], None] = _ignore
     on_error: Callable[[Exception], None] = _ignore
     on_speech_end: Callable[..., None] = _ignore
+    on_provisional: Callable[[str], None] = _ignore
 
 
 @attrs.frozen

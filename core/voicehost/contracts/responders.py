@@ -251,6 +251,15 @@ class Responder(abc.ABC):
         """
         return _empty()
 
+    @property
+    def preemptive(self) -> bool:
+        """True (the default) when :meth:`reply` may be asked on a provisional transcript,
+        before the caller's turn is confirmed, and its stream closed unheard if the caller
+        goes on (preemptive generation; nothing read ahead is spoken or recorded). Return
+        False when ``reply`` acts on the world before its first text: tools with side
+        effects, a webhook to someone's server. The host then asks only on the final."""
+        return True
+
     def use_tools(self, tools: Mapping[str, Tool]) -> None:  # noqa: B027 - optional hook
         """Take the tools plugins registered (``register_tools``), by name. The host calls
         this once, right after :meth:`ResponderProvider.create`, before any call (with an

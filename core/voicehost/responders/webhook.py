@@ -74,6 +74,11 @@ class WebhookResponder(Responder):
     by all calls and closed by :meth:`aclose`.
     """
 
+    @property
+    def preemptive(self) -> bool:
+        """Never asked early: each request reaches the user's server, which may act on it."""
+        return False
+
     def __init__(
         self,
         url: str,

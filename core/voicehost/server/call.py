@@ -47,6 +47,7 @@ from voicehost.server.call_stt import CallTranscription, choose_input_format
 from voicehost.server.events import BOT_HANGUP, ERROR, IDLE, MAX_DURATION, TRANSFERRED
 from voicehost.server.handler import CallHandler
 from voicehost.server.playback import Playback, PlaybackError, Reply, ReplyStatus
+from voicehost.server.prefetch import Prefetch
 from voicehost.server.twiml import dial_twiml, notify_twiml
 from voicehost.server.voice_activity import VoiceActivity
 
@@ -109,6 +110,7 @@ class Call:
         stt_close_timeout_s: float = 5.0,
         control: CallControl | None = None,
         turn: Any = None,
+        preemptive: bool = False,
     ) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
@@ -144,6 +146,7 @@ class Call:
                 on_speech_start=self._speech_started,
                 close_timeout_s=stt_close_timeout_s,
                 turn=turn,
+                on_provisional=self._provisional if preemptive else None,
             )
             if stt_provider is not None
             else None
@@ -183,6 +186,15 @@ class Call:
 
         reply.wait().add_done_callback(settled)
         return reply
+
+    def synthesize_ahead(self, text: str) -> Prefetch | None:
+        """Start synthesising ``text`` now and hold its audio: the next :meth:`say` of the
+        same text plays it without waiting for the TTS (preemptive generation). Nothing is
+        sent to the caller until then; ``abort()`` the returned handle to drop it. None when
+        the call cannot hold audio (no stream, no TTS provider, the call has ended)."""
+        if not isinstance(self.playback, Playback):
+            return None
+        return self.playback.synthesize_ahead(text)
 
     def send_dtmf(self, digits: str, *, tone_ms: int = 100, gap_ms: int = 60) -> Reply:
         """Press keys on the call: in-band DTMF tones (ITU-T Q.23; ``w`` is a 500 ms pause)
@@ -540,6 +552,15 @@ class Call:
             log.info("call %s: the back-channel's transcript %r is not answered", self, text)
             return
         self._dispatch("on_transcript", text)
+
+    def _provisional(self, text: str | None) -> None:
+        """The caller's turn before it is confirmed (None: withdrawn), for preemptive
+        generation; a back-channel's transcript is not announced (it will not be a turn)."""
+        at = self._back_channel_at
+        if text is not None and at is not None and len(text.split()) <= _BACK_CHANNEL_MAX_WORDS:
+            if time.monotonic() - at <= _BACK_CHANNEL_FINAL_S:
+                return
+        self._dispatch("on_provisional_transcript", text)
 
     def _dispatch(self, name: str, *args: Any) -> None:
         draining = self.transcription is not None and self.transcription.draining

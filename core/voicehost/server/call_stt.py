@@ -86,6 +86,10 @@ class CallTranscription:
         callbacks: what the call does with a partial, a final, a speech start (each called
             on the event loop thread).
         close_timeout_s: bound on closing the session, s.
+        turn: the end-of-turn detector binding (``provider``, ``config``), or None.
+        on_provisional: told the caller's turn as it stands before it is final (the STT's
+            early final, finals the turn detector is deciding) and None when it is
+            withdrawn; None: provisional transcripts are not passed on.
 
     Attributes:
         session: the provider's session, or None until :meth:`open` (or when it failed).
@@ -107,6 +111,7 @@ class CallTranscription:
         on_speech_start: Callable[[], None],
         close_timeout_s: float = 5.0,
         turn: Any = None,
+        on_provisional: Callable[[str | None], None] | None = None,
     ) -> None:
         self.call_sid = call_sid
         self.stream_sid = stream_sid
@@ -123,13 +128,21 @@ class CallTranscription:
         self._on_partial = on_partial
         self._on_transcript = on_transcript
         self._on_speech_start = on_speech_start
+        self._on_provisional = on_provisional
+        self._announced: str | None = None  # without a turn taker: the provisional text
         self._close_timeout_s = close_timeout_s
         self._connect_task: asyncio.Task[None] | None = None
         self._speech_end_at: float | None = None
         self._finals: collections.deque[FinalTiming] = collections.deque(maxlen=_KEPT_FINALS)
         #: holds finals until the turn is complete (``turn``: a detector binding), or None
         self.turns = (
-            TurnTaker(call_sid, turn.provider, turn.config, self._turn_ended)
+            TurnTaker(
+                call_sid,
+                turn.provider,
+                turn.config,
+                self._turn_ended,
+                provisional=on_provisional,
+            )
             if turn is not None
             else None
         )
@@ -143,6 +156,7 @@ class CallTranscription:
             on_speech_start=self._on_loop(self._speech_started),
             on_error=self._on_loop(self._error),
             on_speech_end=self._on_loop(self._speech_ended),
+            on_provisional=self._on_loop(self._provisional),
         )
         request = TranscriptionRequest(
             config=self.config,
@@ -230,6 +244,7 @@ class CallTranscription:
         if self.turns is not None:
             self.turns.final(text, speech_end)
             return
+        self._announced = None  # committed (or replaced) by this final
         self._finals.append(FinalTiming(text, now, speech_end))
         self._on_transcript(text)
 
@@ -241,7 +256,21 @@ class CallTranscription:
     def _speech_started(self) -> None:
         if self.turns is not None:
             self.turns.speech_started()
+        elif self._announced is not None and self._on_provisional is not None:
+            self._announced = None
+            self._on_provisional(None)  # withdrawn: the caller went on
         self._on_speech_start()
+
+    def _provisional(self, text: str) -> None:
+        """The provider's ``on_provisional``: announced (through the turn taker, which joins
+        it to the finals it holds), when the call wants provisional transcripts."""
+        if self._on_provisional is None or not isinstance(text, str) or not text.strip():
+            return
+        if self.turns is not None:
+            self.turns.provisional(text)
+        elif text.strip() != self._announced:
+            self._announced = text.strip()
+            self._on_provisional(self._announced)
 
     async def _connect(self) -> None:
         assert self.session is not None

@@ -42,6 +42,13 @@ class CallHandler:
     async def on_transcript(self, call: Call, text: str) -> None:
         """A final transcript of one caller utterance: reply with ``call.say``."""
 
+    async def on_provisional_transcript(self, call: Call, text: str | None) -> None:
+        """The caller's turn as it stands before it is confirmed (``[server]
+        preemptive_generation``): the transcript :meth:`on_transcript` will get if the
+        caller stays silent (the STT's early final; finals the end-of-turn detector is still
+        deciding). Prepare a reply if you like (``call.synthesize_ahead``), say nothing yet.
+        None: withdrawn (the caller went on); another text replaces it."""
+
     async def on_speech_start(self, call: Call) -> None:
         """The caller started speaking (barge-in has already cleared playback when on)."""
 

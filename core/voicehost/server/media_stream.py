@@ -413,6 +413,7 @@ class MediaStream:
             turn=turn,
             barge_in=settings.barge_in,
             barge_in_min_speech_ms=settings.barge_in_min_speech_ms,
+            preemptive=settings.preemptive_generation,
             stt_close_timeout_s=settings.stt_close_timeout_s,
             control=self.server.control,
         )

@@ -86,6 +86,8 @@ __all__ = [
 
 FRAME_BYTES = 160  # one 20 ms frame of μ-law 8 kHz
 FRAME_S = 0.02
+#: Syntheses held by :meth:`Playback.synthesize_ahead` at once (each one sentence).
+MAX_AHEAD = 2
 
 
 class Playback:
@@ -135,6 +137,8 @@ class Playback:
         self._taken: set[int] = set()  # replies handed over by take_queued, left unresolved
         self._progress: dict[str, tuple[Reply, int]] = {}  # progress mark → (reply, ms)
         self._prefetch: Prefetch | None = None  # the next text reply, synthesising
+        self._ahead: dict[str, Prefetch] = {}  # text → held synthesis (synthesize_ahead)
+        self._prepared: dict[int, Prefetch] = {}  # reply id → the held synthesis it plays
         self._gate = asyncio.Event()  # cleared while paused
         self._gate.set()
         self._recent: collections.deque[OutboundMessage] = collections.deque(maxlen=16)
@@ -233,7 +237,53 @@ class Playback:
             raise PlaybackError("the call has ended; nothing more can be said")
         if self.provider is None:
             raise PlaybackError("no TTS provider is configured ([tts] provider)")
-        return self._enqueue(Reply(next(self._ids), text))
+        reply = Reply(next(self._ids), text)
+        held = self._ahead.pop(text, None) if isinstance(text, str) else None
+        if held is not None:
+            self._prepared[reply.id] = held
+        try:
+            reply = self._enqueue(reply)
+        except PlaybackQueueFull:
+            if held is not None:  # not queued: it stays held for the next try
+                self._ahead[text] = self._prepared.pop(reply.id)  # type: ignore[index]
+            raise
+        if held is not None:
+            reply.wait().add_done_callback(lambda _: self._drop_prepared(reply.id))
+        return reply
+
+    def synthesize_ahead(self, text: str) -> Prefetch | None:
+        """Start synthesising ``text`` into memory now; the next :meth:`say` of exactly
+        this text plays that audio instead of asking the TTS then (preemptive generation).
+        At most :data:`MAX_AHEAD` are held (the oldest is dropped). ``abort()`` the handle to
+        drop it. None when there is no TTS provider or the call has ended."""
+        if self._closed or self.provider is None or not text.strip():
+            return None
+        old = self._ahead.pop(text, None)
+        if old is not None:
+            old.abort()
+        while len(self._ahead) >= MAX_AHEAD:
+            self._ahead.pop(next(iter(self._ahead))).abort()
+        provider = self.provider
+        asked = self._clock()
+
+        def first_audio(at: float) -> None:
+            metrics.observe_tts_first_byte(provider, at - asked)
+
+        held = Prefetch(
+            text,
+            provider.synthesize(text, self.config),
+            on_first_audio=first_audio,
+            clock=self._clock,
+            aclose=_aclose,
+        )
+        self._ahead[text] = held
+
+        def forget() -> None:
+            if self._ahead.get(text) is held:
+                del self._ahead[text]
+
+        held.on_abort(forget)
+        return held
 
     def play_audio(self, ulaw: bytes | bytearray | memoryview, *, label: str = "audio") -> Reply:
         """Queue raw audio (μ-law 8 kHz mono, e.g. :func:`voicehost.dtmf.dtmf_ulaw`) as a
@@ -383,6 +433,11 @@ class Playback:
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is not None:
             await prefetch.cancel()
+        held = [*self._ahead.values(), *self._prepared.values()]
+        self._ahead.clear()
+        self._prepared.clear()
+        for synthesis in held:
+            await synthesis.cancel()
         for name in list(self._awaiting_mark):
             self._finish_mark(name, ReplyStatus.CANCELLED)
         self._progress.clear()
@@ -424,6 +479,12 @@ class Playback:
             clock=self._clock,
             aclose=_aclose,
         )
+
+    def _drop_prepared(self, reply_id: int) -> None:
+        """A reply that was to play held audio resolved: drop the audio if still unplayed."""
+        held = self._prepared.pop(reply_id, None)
+        if held is not None:
+            held.abort()
 
     def _drop_prefetch(self) -> None:
         prefetch, self._prefetch = self._prefetch, None
@@ -478,7 +539,10 @@ class Playback:
             fmt = self.provider.output_format(self.config)
             converter = None if fmt == MULAW_8K else AudioConverter(fmt, MULAW_8K)
             prefetch = self._prefetch
-            if prefetch is not None and prefetch.reply is reply:
+            held = self._prepared.pop(reply.id, None)
+            if held is not None:
+                stream = held.stream()  # synthesised ahead; its first audio was timed
+            elif prefetch is not None and prefetch.reply is reply:
                 self._prefetch = None
                 stream = prefetch.stream()  # its first audio was timed as it came
             elif isinstance(reply.source, str):

@@ -8,6 +8,10 @@ every sentence boundary. A :class:`Prefetch` starts the TTS stream of the reply 
 playing and buffers its chunks in memory (one sentence: a few hundred kB at most); the
 playback then reads them as if they came from the vendor. Cancelling it (barge-in, hang-up)
 closes the TTS stream, and so the vendor request, at once.
+
+The same class holds the audio of a reply not yet queued
+(:meth:`~voicehost.server.playback.Playback.synthesize_ahead`: preemptive generation), which
+plays when a reply of the same text is said, or is aborted unheard.
 """
 
 from __future__ import annotations
@@ -50,9 +54,29 @@ class Prefetch:
         self._on_first_audio = on_first_audio
         self._clock = clock
         self._aclose = aclose
+        self._on_abort: list[Callable[[], object]] = []
+        self._closed = False
+        self._stream = stream
+        self._started = False  # the task began reading (its finally closes the stream)
         self._task = asyncio.get_running_loop().create_task(self._fill(stream), name="tts-prefetch")
 
+    @property
+    def closed(self) -> bool:
+        """True once it was aborted, cancelled, or its stream read to the end."""
+        return self._closed
+
+    def on_abort(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (once) when it is aborted or cancelled."""
+        self._on_abort.append(callback)
+
+    def _aborting(self) -> None:
+        self._closed = True
+        callbacks, self._on_abort = self._on_abort, []
+        for callback in callbacks:
+            callback()
+
     async def _fill(self, stream: AsyncIterator[bytes]) -> None:
+        self._started = True
         first = True
         try:
             async for chunk in stream:
@@ -82,12 +106,20 @@ class Prefetch:
     def abort(self) -> None:
         """Stop the synthesis (its task closes the TTS stream); does not wait."""
         self._task.cancel()
+        self._aborting()
+        if not self._started:  # cancelled before it ran: nobody else closes the stream
+            self._started = True
+            self._closer = asyncio.get_running_loop().create_task(self._aclose(self._stream))
 
     async def cancel(self) -> None:
         """Stop the synthesis (closing the TTS stream) and wait for it. Idempotent."""
         if not self._task.done():
             self._task.cancel()
+        self._aborting()
         try:
             await self._task
         except (asyncio.CancelledError, Exception) as exc:
             log.debug("prefetch ended: %r", exc)
+        if not self._started:
+            self._started = True
+            await self._aclose(self._stream)

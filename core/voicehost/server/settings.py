@@ -88,6 +88,12 @@ class ServerSettings(ConfigModel):
         "it goes on where it stopped (a back-channel or a cough), ms; 0: cut off at once "
         "(plugins.toml ships 400).",
     )
+    preemptive_generation: bool = Field(
+        True,
+        description="Tell the app the caller's turn before it is confirmed (the STT's early "
+        "final, finals the turn detector is deciding), so it can prepare the reply; nothing is "
+        "said until the turn ends.",
+    )
     playback_lead_ms: int = Field(
         100,
         ge=0,

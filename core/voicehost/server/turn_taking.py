@@ -19,7 +19,11 @@ Per call, with a detector configured (``[turn] provider``):
   the caller's speech ended (never while the caller is speaking: a final that comes late,
   after the caller went on, waits for the next final or the next end of speech);
 * a detector that fails counts as complete (the caller is never left unanswered); at the end
-  of the call whatever is held is released.
+  of the call whatever is held is released;
+* with ``provisional`` (preemptive generation), the turn's text as it stands while it is not
+  yet released (the held finals, and the STT's early final of the utterance still ending) is
+  announced whenever it changes, and withdrawn (``None``) when the caller speaks again; a
+  release commits it.
 
 A released transcript carries the timing of its last final (:class:`FinalTiming`: the end of
 the caller's speech) with ``final_at`` the moment it was released, so turn latency still runs
@@ -62,6 +66,8 @@ class TurnTaker:
             and when the caller's speech before the last one ended (``time.monotonic()``
             s, None when unknown).
         clock: monotonic clock, s (tests).
+        provisional: called with the unreleased turn's text whenever it changes, and with
+            None when the caller goes on (see the module docstring); None: not announced.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class TurnTaker:
         release: Callable[[str, float | None], None],
         *,
         clock: Callable[[], float] = time.monotonic,
+        provisional: Callable[[str | None], None] | None = None,
     ) -> None:
         self.call_sid = call_sid
         self.provider = provider
@@ -89,6 +96,8 @@ class TurnTaker:
         self._early: asyncio.Task[TurnDecision] | None = None  # asked at the speech end
         self._timer: asyncio.TimerHandle | None = None
         self._speaking = False  # between a speech start and the next speech end
+        self._provisional = provisional
+        self._announced: str | None = None  # the provisional text last announced
         #: every decision, ``(probability, complete, seconds it took)`` (benchmarks, tests)
         self.decisions: list[tuple[float, bool, float]] = []
 
@@ -108,6 +117,7 @@ class TurnTaker:
     def speech_started(self) -> None:
         """The caller (re)started speaking: the turn goes on, no release by timeout."""
         self._speaking = True
+        self._announce(None)
         self._cancel_timer()
         self._cancel_early()
         if self._deciding is not None:
@@ -136,12 +146,20 @@ class TurnTaker:
         if not text:
             return
         self._held.append(text)
+        self._announce(" ".join(self._held))
         if speech_end_at is not None:
             self._speech_end_at = speech_end_at
         self._cancel_timer()
         if self._deciding is not None:
             self._deciding.cancel()
         self._deciding = asyncio.get_running_loop().create_task(self._decide())
+
+    def provisional(self, text: str) -> None:
+        """The STT's early final of the utterance now ending: the turn's text would be the
+        held finals and it (announced; nothing is released)."""
+        text = text.strip()
+        if text:  # (the STT reports its speech end later, at its endpoint)
+            self._announce(" ".join([*self._held, text]))
 
     def flush(self) -> None:
         """Release what is held now (the call is ending)."""
@@ -214,7 +232,13 @@ class TurnTaker:
         self._held.clear()
         self._speech_end_at = None
         self._turn_start = None
+        self._announced = None  # released: the provisional text is committed
         self._release(text, speech_end)
+
+    def _announce(self, text: str | None) -> None:
+        if self._provisional is not None and text != self._announced:
+            self._announced = text
+            self._provisional(text)
 
     def _cancel_early(self) -> None:
         if self._early is not None:

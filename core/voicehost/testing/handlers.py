@@ -66,6 +66,9 @@ class RecordingHandler(CallHandler):
     async def on_transcript(self, call: Any, text: str) -> None:
         self._add("final", call.call_sid, text)
 
+    async def on_provisional_transcript(self, call: Any, text: str | None) -> None:
+        self._add("provisional", call.call_sid, text)
+
     async def on_speech_start(self, call: Any) -> None:
         self._add("speech_start", call.call_sid)
 

@@ -150,6 +150,10 @@ class FakeTranscriptionSession(TranscriptionSession):
         """Fire ``on_transcript(text)``."""
         self.request.callbacks.on_transcript(text)
 
+    def provisional(self, text: str) -> None:
+        """Fire ``on_provisional(text)`` (an early final, before the endpoint)."""
+        self.request.callbacks.on_provisional(text)
+
     def speech_end(self, silence_s: float = 0.0) -> None:
         """Fire ``on_speech_end(silence_s)`` (the caller stopped speaking ``silence_s`` ago)."""
         self.request.callbacks.on_speech_end(silence_s)

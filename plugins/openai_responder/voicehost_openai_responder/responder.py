@@ -121,6 +121,12 @@ class OpenAIResponder(Responder):
                 )
         return self._toolbox
 
+    @property
+    def preemptive(self) -> bool:
+        """Asked early (preemptive generation) only when it offers no tools: a tool call
+        read ahead would run before the caller's turn is confirmed."""
+        return not self.toolbox.schemas()
+
     def _make_toolbox(self) -> ToolBox:
         return ToolBox(self.config, self._registered, self._post_webhook)
 

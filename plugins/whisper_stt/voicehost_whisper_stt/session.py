@@ -21,6 +21,10 @@ the final decode starts ``post_roll_ms`` into a pause (the segmenter's ``EndLike
 than at the endpoint ``min_silence_ms`` in, hiding most of the inference behind the
 endpointing wait; it is reported at the endpoint, or dropped (and skipped if not yet started)
 when the caller speaks again. Empty results (Whisper heard no words) are not reported.
+
+A speculative decode that finishes before its endpoint is announced at once with the host's
+optional ``on_provisional`` (the final's text if the pause lasts: the host may start its reply
+then); if the caller speaks again instead, ``on_speech_start`` tells the host that it is void.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class WhisperSession(TranscriptionSession):
         self._idle = asyncio.Event()
         self._idle.set()
         self._speculation: PendingFinal | None = None
+        self._announced = 0  # the utterance whose speculative final was announced, or 0
         self._close_task: asyncio.Future[None] | None = None
         self.final_timings: list[FinalTiming] = []
 
@@ -236,6 +241,9 @@ class WhisperSession(TranscriptionSession):
                     self._submit_final(self._speculation, event.audio)
             elif isinstance(event, SpeechResumed):
                 self._void_speculation()
+                if self._announced == event.utterance:  # its provisional final is void
+                    self._announced = 0
+                    self._report(self._callbacks.on_speech_start)
             elif isinstance(event, UtteranceEnded):
                 self._ended_utterance = event.utterance
                 self._speech_ended(event)
@@ -334,12 +342,26 @@ class WhisperSession(TranscriptionSession):
         self._job_finished()
         if pending.ended is not None:
             self._deliver(pending)
+        elif pending is self._speculation and not pending.discarded:
+            self._announce(pending)
+
+    def _announce(self, pending: PendingFinal) -> None:
+        """A speculative final decoded before its endpoint: the host's ``on_provisional``
+        (optional in the contract) gets its text now."""
+        callback = getattr(self._callbacks, "on_provisional", None)
+        outcome = pending.outcome
+        if callback is None or outcome is None or outcome.error is not None or outcome.skipped:
+            return
+        if outcome.result is not None and outcome.result.text:
+            self._announced = pending.utterance
+            self._report(callback, outcome.result.text)
 
     def _deliver(self, pending: PendingFinal) -> None:
         if pending.delivered or pending.discarded or pending.outcome is None:
             return
         pending.delivered = True
         self._last_partial = ""
+        self._announced = 0
         outcome = pending.outcome
         if outcome.error is not None:
             self._report_error(outcome.error)
