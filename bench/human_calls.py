@@ -3,7 +3,7 @@ server with the offline default stack (Whisper STT, Piper TTS, scripted responde
 as numbers (no assertions).
 
 Run: ``uv run python bench/human_calls.py [--fast] [--clips big_dog,hts_harvard] [--show]
-[--stt threshold=0.5] [--turn smart-turn] [--calls 3]``.
+[--stt threshold=0.5] [--server preemptive_generation=false] [--turn smart-turn] [--calls 3]``.
 
 The clips are ``tests/data/human`` (codec2's test recordings: read sentences, an amateur-radio
 monologue; see its README). Everything runs in this process as ``voicehost serve`` would (same
@@ -334,10 +334,18 @@ async def main() -> None:
         metavar="KEY=VALUE",
         help="override a [stt.whisper] key, e.g. --stt threshold=0.5 (a TOML value)",
     )
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [server] key, e.g. --server preemptive_generation=false",
+    )
     parser.add_argument("--turn", default="", help="[turn] provider, e.g. smart-turn")
     parser.add_argument("--calls", type=int, default=1, help="simultaneous calls per clip")
     args = parser.parse_args()
     stt_config = {k: v for item in args.stt for k, v in tomllib.loads(item).items()}
+    server_config = {k: v for item in args.server for k, v in tomllib.loads(item).items()}
     speed = args.speed if args.fast else 1.0
     clips = load_clips()
     if args.clips:
@@ -345,12 +353,17 @@ async def main() -> None:
         clips = [c for c in clips if c.name in wanted]
     print(
         f"cpu cores: {os.cpu_count()}; {len(clips)} clips at {speed:g}× real time; "
-        f"[stt.whisper] overrides: {stt_config or 'none'}; [turn] {args.turn or 'none'}; "
+        f"[stt.whisper] overrides: {stt_config or 'none'}; [server] overrides: "
+        f"{server_config or 'none'}; [turn] {args.turn or 'none'}; "
         f"{args.calls} simultaneous call(s) per clip"
     )
     with tempfile.TemporaryDirectory() as tmp:
         runner, base_url, handler = await start_offline_server(
-            Path(tmp) / "bench.db", TimedHandler, stt_config, turn=args.turn or None
+            Path(tmp) / "bench.db",
+            TimedHandler,
+            stt_config,
+            turn=args.turn or None,
+            server_config=server_config,
         )
         handler.calls, handler.finals, handler.starts = {}, {}, {}
         results = []

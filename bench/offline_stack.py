@@ -37,13 +37,15 @@ async def start_offline_server(
     stt_config: dict[str, Any] | None = None,
     *,
     turn: str | None = None,
+    server_config: dict[str, Any] | None = None,
 ) -> tuple[web.AppRunner, str, HandlerT]:
     """Serve the offline stack on 127.0.0.1 (a free port), models preloaded, call records in
     ``db``; the scripted rules never hang up, so a benchmark call runs to its end.
 
     ``handler_class`` (a :class:`ResponderCallHandler` subclass that notes timings) is built
     from the configured responder and store. ``stt_config`` overrides ``[stt.whisper]`` keys;
-    ``turn`` names an end-of-turn detector (``[turn] provider``, e.g. ``smart-turn``).
+    ``turn`` names an end-of-turn detector (``[turn] provider``, e.g. ``smart-turn``);
+    ``server_config`` overrides ``[server]`` keys.
 
     Returns:
         ``(runner, base URL, handler)``; ``await runner.cleanup()`` when done.
@@ -56,7 +58,7 @@ async def start_offline_server(
         "responder": {"provider": "scripted", "scripted": {"rules": rules}},
         "records": {"path": str(db)},
         "plugins": {"enabled": plugins},
-        "server": {"max_pending_connections_per_ip": 16},
+        "server": {"max_pending_connections_per_ip": 16, **(server_config or {})},
     }
     if turn:
         document["turn"] = {"provider": turn}

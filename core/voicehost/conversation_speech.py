@@ -5,8 +5,9 @@ produces it, and cuts the text into sentences (:func:`voicehost.text.split_sente
 conversation handler (:mod:`voicehost.conversation`) says each sentence as its own reply
 (``call.say(sentence)``, its own mark) as soon as it is complete, with at most :data:`AHEAD`
 sentences queued behind the one playing. The stream's first sentence is said in two pieces
-when it is long and has a clause end (:func:`voicehost.text.first_clause`: "Sorry," then the
-rest), so the first audio comes after the short clause's synthesis, not the whole sentence's.
+when it is long and has a clause end (:func:`voicehost.text.first_clause`: "We are open Monday
+to Friday," then the rest), so the first audio comes after the clause's synthesis, not the
+whole sentence's.
 
 What the bot said is kept per *segment* (its text up to the next action or tool use): the
 segment takes its place in the call's history and records when its first sentence comes, and

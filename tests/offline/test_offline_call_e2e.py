@@ -51,7 +51,7 @@ from voicehost.conversation import ResponderCallHandler
 from voicehost.records import CallStore, read_call
 from voicehost.server import SERVER_KEY
 from voicehost.testing.twilio import SimulatedCall, TwilioSimulator
-from voicehost.text import split_sentences
+from voicehost.text import speech_pieces
 
 #: The first test also plays the call (the module fixture): ~45 s alone on 2 cores.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -262,9 +262,9 @@ async def wait_marks(call: SimulatedCall, count: int) -> None:
 
 
 def sentence_count(text: str) -> int:
-    """How many sentences (so marks) the host speaks ``text`` as."""
-    done, rest = split_sentences(text)
-    return len(done) + bool(rest.strip())
+    """How many pieces (so marks) the host speaks ``text`` as: its sentences, the first cut
+    after its first clause when long."""
+    return len(speech_pieces(text))
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

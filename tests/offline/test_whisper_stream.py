@@ -89,11 +89,11 @@ async def test_caller_utterances_are_transcribed_within_ten_percent_wer(
     assert score <= 0.10, (score, list(zip(references, finals, strict=True)))
     assert not recorder.of("error")
 
-    # One speech start per utterance, each inside that utterance's audio.
+    # A speech start in each utterance's audio, and none outside one (a pause inside an
+    # utterance reported as a speech end adds a start where the caller resumes).
     starts = [event[-1] for event in recorder.of("start")]
-    assert len(starts) == len(spans)
-    for start, (begin, end) in zip(starts, spans, strict=True):
-        assert begin < start <= end
+    assert all(any(begin < start <= end for start in starts) for begin, end in spans)
+    assert all(any(begin < start <= end for begin, end in spans) for start in starts)
 
     # Each final after the first was decoded with the previous final as initial_prompt.
     prompt_of = {text: prompt for final, prompt, text in prompts if final}
@@ -109,16 +109,17 @@ async def test_speech_start_fires_at_onset(
     caller_utterances: list[tuple[str, bytes]], recorder: Recorder
 ) -> None:
     session = await open_session(recorder, partial_interval_ms=0)
-    for index, (_text, audio) in enumerate(caller_utterances[:4]):
+    for _text, audio in caller_utterances[:4]:
+        before = len(recorder.of("start"))
         await feed(session, recorder, silence(1000))
-        assert len(recorder.of("start")) == index  # silence never starts speech
+        assert len(recorder.of("start")) == before  # silence never starts speech
         begin = recorder.position
         await feed(session, recorder, audio)
-        starts = recorder.of("start")
-        assert len(starts) == index + 1
+        starts = recorder.of("start")[before:]
+        assert starts  # (and one more where the caller resumes after a reported pause)
         # Where the callback fired, in ms after the first loud 10 ms of the utterance: the
         # onset rule needs min_speech_ms (96) of voiced audio, and a soft start a little more.
-        delay_ms = (starts[-1][-1] - begin) / 8 - speech_onset_ms(audio)
+        delay_ms = (starts[0][-1] - begin) / 8 - speech_onset_ms(audio)
         assert 0 <= delay_ms <= 400, delay_ms
     await session.close()
 

@@ -62,7 +62,7 @@ from voicehost.audio import AudioConverter, Framer
 from voicehost.config_model import ProviderConfig, default_config
 from voicehost.contracts import MULAW_8K, SpeechProvider
 from voicehost.server.outbound import OutboundChannel, OutboundMessage
-from voicehost.server.prefetch import Prefetch
+from voicehost.server.prefetch import HeldSyntheses, Prefetch
 from voicehost.server.protocol import clear_message, mark_message, media_message
 from voicehost.server.reply import (
     PlaybackError,
@@ -137,8 +137,7 @@ class Playback:
         self._taken: set[int] = set()  # replies handed over by take_queued, left unresolved
         self._progress: dict[str, tuple[Reply, int]] = {}  # progress mark → (reply, ms)
         self._prefetch: Prefetch | None = None  # the next text reply, synthesising
-        self._ahead: dict[str, Prefetch] = {}  # text → held synthesis (synthesize_ahead)
-        self._prepared: dict[int, Prefetch] = {}  # reply id → the held synthesis it plays
+        self._held_syntheses = HeldSyntheses(MAX_AHEAD)  # synthesize_ahead's
         self._gate = asyncio.Event()  # cleared while paused
         self._gate.set()
         self._recent: collections.deque[OutboundMessage] = collections.deque(maxlen=16)
@@ -238,17 +237,15 @@ class Playback:
         if self.provider is None:
             raise PlaybackError("no TTS provider is configured ([tts] provider)")
         reply = Reply(next(self._ids), text)
-        held = self._ahead.pop(text, None) if isinstance(text, str) else None
-        if held is not None:
-            self._prepared[reply.id] = held
+        held = isinstance(text, str) and self._held_syntheses.claim(text, reply.id)
         try:
             reply = self._enqueue(reply)
         except PlaybackQueueFull:
-            if held is not None:  # not queued: it stays held for the next try
-                self._ahead[text] = self._prepared.pop(reply.id)  # type: ignore[index]
+            if held:  # not queued: it stays held for the next try
+                self._held_syntheses.unclaim(reply.id, text)  # type: ignore[arg-type]
             raise
-        if held is not None:
-            reply.wait().add_done_callback(lambda _: self._drop_prepared(reply.id))
+        if held:
+            reply.wait().add_done_callback(lambda _: self._held_syntheses.drop(reply.id))
         return reply
 
     def synthesize_ahead(self, text: str) -> Prefetch | None:
@@ -258,31 +255,8 @@ class Playback:
         drop it. None when there is no TTS provider or the call has ended."""
         if self._closed or self.provider is None or not text.strip():
             return None
-        old = self._ahead.pop(text, None)
-        if old is not None:
-            old.abort()
-        while len(self._ahead) >= MAX_AHEAD:
-            self._ahead.pop(next(iter(self._ahead))).abort()
-        provider = self.provider
-        asked = self._clock()
-
-        def first_audio(at: float) -> None:
-            metrics.observe_tts_first_byte(provider, at - asked)
-
-        held = Prefetch(
-            text,
-            provider.synthesize(text, self.config),
-            on_first_audio=first_audio,
-            clock=self._clock,
-            aclose=_aclose,
-        )
-        self._ahead[text] = held
-
-        def forget() -> None:
-            if self._ahead.get(text) is held:
-                del self._ahead[text]
-
-        held.on_abort(forget)
+        held = self._synthesis(text, text)
+        self._held_syntheses.hold(text, held)
         return held
 
     def play_audio(self, ulaw: bytes | bytearray | memoryview, *, label: str = "audio") -> Reply:
@@ -433,11 +407,7 @@ class Playback:
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is not None:
             await prefetch.cancel()
-        held = [*self._ahead.values(), *self._prepared.values()]
-        self._ahead.clear()
-        self._prepared.clear()
-        for synthesis in held:
-            await synthesis.cancel()
+        await self._held_syntheses.close()
         for name in list(self._awaiting_mark):
             self._finish_mark(name, ReplyStatus.CANCELLED)
         self._progress.clear()
@@ -466,25 +436,25 @@ class Playback:
         nxt = self._queue[0]
         if not isinstance(nxt.source, str):
             return
+        self._prefetch = self._synthesis(nxt, nxt.source)
+
+    def _synthesis(self, key: object, text: str) -> Prefetch:
+        """Start synthesising ``text`` into memory (``key``: the reply or text it is for),
+        timing the TTS's first audio."""
+        assert self.provider is not None
         provider = self.provider
         asked = self._clock()
 
         def first_audio(at: float) -> None:
             metrics.observe_tts_first_byte(provider, at - asked)
 
-        self._prefetch = Prefetch(
-            nxt,
-            provider.synthesize(nxt.source, self.config),
+        return Prefetch(
+            key,
+            provider.synthesize(text, self.config),
             on_first_audio=first_audio,
             clock=self._clock,
             aclose=_aclose,
         )
-
-    def _drop_prepared(self, reply_id: int) -> None:
-        """A reply that was to play held audio resolved: drop the audio if still unplayed."""
-        held = self._prepared.pop(reply_id, None)
-        if held is not None:
-            held.abort()
 
     def _drop_prefetch(self) -> None:
         prefetch, self._prefetch = self._prefetch, None
@@ -539,7 +509,7 @@ class Playback:
             fmt = self.provider.output_format(self.config)
             converter = None if fmt == MULAW_8K else AudioConverter(fmt, MULAW_8K)
             prefetch = self._prefetch
-            held = self._prepared.pop(reply.id, None)
+            held = self._held_syntheses.take(reply.id)
             if held is not None:
                 stream = held.stream()  # synthesised ahead; its first audio was timed
             elif prefetch is not None and prefetch.reply is reply:

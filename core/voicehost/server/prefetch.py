@@ -23,7 +23,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Prefetch"]
+__all__ = ["HeldSyntheses", "Prefetch"]
 
 _DONE = object()
 
@@ -123,3 +123,65 @@ class Prefetch:
         if not self._started:
             self._started = True
             await self._aclose(self._stream)
+
+
+class HeldSyntheses:
+    """The syntheses one playback started before their reply was queued (preemptive
+    generation): held by text until a reply of that text is said, then by reply id until it
+    plays; at most ``limit`` unclaimed (the oldest is aborted).
+
+    Args:
+        limit: unclaimed syntheses held at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._by_text: dict[str, Prefetch] = {}
+        self._by_reply: dict[int, Prefetch] = {}
+
+    def hold(self, text: str, held: Prefetch) -> None:
+        """Hold ``held`` (the synthesis of ``text``), replacing one of the same text."""
+        old = self._by_text.pop(text, None)
+        if old is not None:
+            old.abort()
+        while len(self._by_text) >= self.limit:
+            self._by_text.pop(next(iter(self._by_text))).abort()
+        self._by_text[text] = held
+
+        def forget() -> None:
+            if self._by_text.get(text) is held:
+                del self._by_text[text]
+
+        held.on_abort(forget)
+
+    def claim(self, text: str, reply_id: int) -> bool:
+        """Reply ``reply_id`` says ``text``: it takes the synthesis held for it, if any."""
+        held = self._by_text.pop(text, None)
+        if held is None:
+            return False
+        self._by_reply[reply_id] = held
+        return True
+
+    def unclaim(self, reply_id: int, text: str) -> None:
+        """The reply was not queued after all: its synthesis is held by text again."""
+        held = self._by_reply.pop(reply_id, None)
+        if held is not None:
+            self._by_text[text] = held
+
+    def take(self, reply_id: int) -> Prefetch | None:
+        """The synthesis reply ``reply_id`` plays (None: it claimed none)."""
+        return self._by_reply.pop(reply_id, None)
+
+    def drop(self, reply_id: int) -> None:
+        """Reply ``reply_id`` resolved: its synthesis, if still unplayed, is aborted."""
+        held = self._by_reply.pop(reply_id, None)
+        if held is not None:
+            held.abort()
+
+    async def close(self) -> None:
+        """Cancel every synthesis held (the call ended)."""
+        held = [*self._by_text.values(), *self._by_reply.values()]
+        self._by_text.clear()
+        self._by_reply.clear()
+        for synthesis in held:
+            await synthesis.cancel()

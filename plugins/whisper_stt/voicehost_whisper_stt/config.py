@@ -125,6 +125,11 @@ class WhisperConfig(ProviderConfig):
         True,
         description="Start the final decode post_roll_ms into a pause, not at the endpoint.",
     )
+    fitted_window: bool = Field(
+        True,
+        description="Encode a window fitted to the utterance (its length + 1 s, at least 10 s) "
+        "instead of Whisper's 30 s: 2-3x faster on a CPU.",
+    )
 
     @field_validator("model")
     @classmethod

@@ -160,6 +160,7 @@ class WhisperEngine:
         beam_size: int,
         prompt: str | None = None,
         final: bool = True,
+        fitted_window: bool = True,
     ) -> Transcript:
         """Transcribe one utterance (blocking; runs on a scheduler worker thread).
 
@@ -172,13 +173,15 @@ class WhisperEngine:
                 audio after an early end-of-text (beam search with a prompt sometimes stops
                 after the first sentence of a long utterance); interim transcripts skip them
                 for speed, and use temperature 0 only.
+            fitted_window: try the encoder on a window fitted to the audio first
+                (:mod:`voicehost_whisper_stt.window`).
 
         Returns:
             The text, segments joined and stripped ("" when Whisper found no speech).
         """
         model = self.load()
         started = time.perf_counter()
-        if language is not None and fits_window(len(audio)):
+        if fitted_window and language is not None and fits_window(len(audio)):
             windowed = decode_in_window(
                 model,
                 self._tokenizer(model, language),

@@ -22,9 +22,12 @@ than at the endpoint ``min_silence_ms`` in, hiding most of the inference behind 
 endpointing wait; it is reported at the endpoint, or dropped (and skipped if not yet started)
 when the caller speaks again. Empty results (Whisper heard no words) are not reported.
 
-A speculative decode that finishes before its endpoint is announced at once with the host's
+The caller's speech end is reported at the pause (``EndLikely``, ``post_roll_ms`` into it),
+not at the endpoint, so the host's end-of-turn detector decides while the final decodes; if
+the caller speaks again within ``min_silence_ms``, that is reported as a new speech start. A
+speculative decode that finishes before its endpoint is announced at once with the host's
 optional ``on_provisional`` (the final's text if the pause lasts: the host may start its reply
-then); if the caller speaks again instead, ``on_speech_start`` tells the host that it is void.
+then); a speech start after it tells the host that it is void.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -58,6 +62,7 @@ from voicehost_whisper_stt.segmenter import (
     SpeechStarted,
     UtteranceEnded,
 )
+from voicehost_whisper_stt.vad import WINDOW_MS
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +110,7 @@ class WhisperSession(TranscriptionSession):
         self._idle = asyncio.Event()
         self._idle.set()
         self._speculation: PendingFinal | None = None
-        self._announced = 0  # the utterance whose speculative final was announced, or 0
+        self._pause_reported = 0  # the utterance whose pause was reported as a speech end
         self._close_task: asyncio.Future[None] | None = None
         self.final_timings: list[FinalTiming] = []
 
@@ -233,6 +238,7 @@ class WhisperSession(TranscriptionSession):
             elif isinstance(event, PartialDue):
                 self._submit_partial(event)
             elif isinstance(event, EndLikely):
+                self._paused(event)
                 if self.config.speculative_final:
                     self._void_speculation()
                     self._speculation = PendingFinal(
@@ -241,23 +247,32 @@ class WhisperSession(TranscriptionSession):
                     self._submit_final(self._speculation, event.audio)
             elif isinstance(event, SpeechResumed):
                 self._void_speculation()
-                if self._announced == event.utterance:  # its provisional final is void
-                    self._announced = 0
+                if self._pause_reported == event.utterance:  # the speech end was not one
+                    self._pause_reported = 0
                     self._report(self._callbacks.on_speech_start)
             elif isinstance(event, UtteranceEnded):
                 self._ended_utterance = event.utterance
-                self._speech_ended(event)
+                if self._pause_reported != event.utterance:
+                    silence_ms = max(0, event.endpoint_ms - event.speech_end_ms)
+                    self._speech_ended(silence_ms)
+                self._pause_reported = 0
                 self._end_utterance(event)
 
-    def _speech_ended(self, event: UtteranceEnded) -> None:
+    def _paused(self, event: EndLikely) -> None:
+        """The caller has been silent for ``post_roll_ms``: the host hears of the speech end
+        now (its end-of-turn detector can decide while the final decodes), not at the
+        endpoint; speech resuming is reported as a speech start."""
+        self._pause_reported = event.utterance
+        self._speech_ended(math.ceil(self.config.post_roll_ms / WINDOW_MS) * WINDOW_MS)
+
+    def _speech_ended(self, silence_ms: int) -> None:
         """Tell the host the caller stopped speaking (``on_speech_end``, optional in the
         contract: hosts before it lack the callback), with the silence heard since the last
-        voiced window, s: the endpointing wait (``min_silence_ms`` for a pause, less for a
-        length cut or a flush)."""
+        voiced window, s: the post-roll at a pause (``EndLikely``), else the endpointing wait
+        (``min_silence_ms``; less for a length cut or a flush)."""
         callback = getattr(self._callbacks, "on_speech_end", None)
         if callback is not None:
-            silence_s = max(0, event.endpoint_ms - event.speech_end_ms) / 1000
-            self._report(callback, silence_s)
+            self._report(callback, silence_ms / 1000)
 
     def _void_speculation(self) -> None:
         if self._speculation is not None:
@@ -295,6 +310,7 @@ class WhisperSession(TranscriptionSession):
                 beam_size=1,
                 prompt=self._prompt,
                 final=False,
+                fitted_window=self.config.fitted_window,
             )
 
         def done(outcome: Outcome) -> None:
@@ -321,7 +337,11 @@ class WhisperSession(TranscriptionSession):
         def run() -> Transcript:
             prompt = self._prompt if config.carry_context else None
             return self._engine.transcribe(
-                audio, language=config.language_code, beam_size=config.beam_size, prompt=prompt
+                audio,
+                language=config.language_code,
+                beam_size=config.beam_size,
+                prompt=prompt,
+                fitted_window=config.fitted_window,
             )
 
         def done(outcome: Outcome) -> None:
@@ -353,7 +373,6 @@ class WhisperSession(TranscriptionSession):
         if callback is None or outcome is None or outcome.error is not None or outcome.skipped:
             return
         if outcome.result is not None and outcome.result.text:
-            self._announced = pending.utterance
             self._report(callback, outcome.result.text)
 
     def _deliver(self, pending: PendingFinal) -> None:
@@ -361,7 +380,6 @@ class WhisperSession(TranscriptionSession):
             return
         pending.delivered = True
         self._last_partial = ""
-        self._announced = 0
         outcome = pending.outcome
         if outcome.error is not None:
             self._report_error(outcome.error)
