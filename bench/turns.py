@@ -1,7 +1,8 @@
 """Conversation turn latency through the real server with the offline providers (Whisper STT,
 Piper TTS, scripted responder), printed as numbers (no assertions).
 
-Run: ``uv run python bench/turns.py [--calls 1,2,3,4,6] [--utterances 3]``.
+Run: ``uv run python bench/turns.py [--calls 1,2,3,4,6] [--utterances 3] [--turn smart-turn]
+[--server preemptive_generation=false]``.
 
 Everything runs in this process as ``voicehost serve`` would (same handler, providers, call
 records in a temporary file); callers are the Twilio simulator, speaking Piper-synthesized
@@ -31,6 +32,7 @@ import os
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "offline"))
@@ -124,13 +126,30 @@ async def main() -> None:
     parser.add_argument("--calls", default="1,2,3,4,6", help="simultaneous calls per round")
     parser.add_argument("--utterances", type=int, default=3, help="utterances per call")
     parser.add_argument("--single-turns", type=int, default=8, help="turns of the 1-call run")
+    parser.add_argument("--turn", default="", help="[turn] provider, e.g. smart-turn")
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [server] key, e.g. --server preemptive_generation=false",
+    )
     args = parser.parse_args()
+    server_config = {k: v for item in args.server for k, v in tomllib.loads(item).items()}
     counts = [int(n) for n in args.calls.split(",")]
 
-    print(f"cpu cores: {os.cpu_count()}; synthesizing {len(CALLER_SENTENCES)} caller sentences")
+    print(
+        f"cpu cores: {os.cpu_count()}; [turn] {args.turn or 'none'}; [server] overrides: "
+        f"{server_config or 'none'}; synthesizing {len(CALLER_SENTENCES)} caller sentences"
+    )
     utterances = [trim_silence(synthesize_ulaw(s)) for s in CALLER_SENTENCES]
     with tempfile.TemporaryDirectory() as tmp:
-        runner, base_url, handler = await start_offline_server(Path(tmp) / "bench.db", TimedHandler)
+        runner, base_url, handler = await start_offline_server(
+            Path(tmp) / "bench.db",
+            TimedHandler,
+            turn=args.turn or None,
+            server_config=server_config,
+        )
         handler.finals = {}
         try:
             print("warm-up call (model loads) …", flush=True)

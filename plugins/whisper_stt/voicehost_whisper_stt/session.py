@@ -316,7 +316,10 @@ class WhisperSession(TranscriptionSession):
         def done(outcome: Outcome) -> None:
             self._post(self._partial_done, event, outcome)
 
-        stale: Callable[[], bool] = lambda: self._ended_utterance >= event.utterance  # noqa: E731
+        def stale() -> bool:  # the final is on its way, or the caller paused: no interim
+            ended = self._ended_utterance >= event.utterance
+            return ended or self._pause_reported == event.utterance
+
         self._submit(Job("partial", run, done, stale))
 
     def _partial_done(self, event: PartialDue, outcome: Outcome) -> None:
