@@ -42,6 +42,7 @@ from voicehost.contracts import (
 from voicehost.dtmf import check_dtmf_digits, dtmf_ulaw
 from voicehost.errors import VoicehostError
 from voicehost.phone import is_call_target
+from voicehost.server.back_channel import BackChannelGate
 from voicehost.server.call_control import CallControl, CallControlError, HeardText, SayFallback
 from voicehost.server.call_stt import CallTranscription, choose_input_format
 from voicehost.server.events import BOT_HANGUP, ERROR, IDLE, MAX_DURATION, TRANSFERRED
@@ -49,18 +50,12 @@ from voicehost.server.handler import CallHandler
 from voicehost.server.playback import Playback, PlaybackError, Reply, ReplyStatus
 from voicehost.server.prefetch import Prefetch
 from voicehost.server.twiml import dial_twiml, notify_twiml
-from voicehost.server.voice_activity import VoiceActivity
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Call", "choose_input_format"]  # choose_input_format is re-exported from call_stt
 
 _HANDLER_END_TIMEOUT_S = 10.0
-# A paused bot is cut off when the caller was voiced for half of this window, ms.
-_STILL_TALKING_MS = 200
-# A back-channel's final comes within this long of the decision (Whisper's endpoint + decode).
-_BACK_CHANNEL_FINAL_S = 3.0
-_BACK_CHANNEL_MAX_WORDS = 3
 # How long the goodbye at max_call_duration_s and the line before a transfer may take, s.
 _LAST_WORDS_TIMEOUT_S = 15.0
 
@@ -128,8 +123,17 @@ class Call:
         self.handler = handler
         self.barge_in_enabled = barge_in
         self.barge_in_min_speech_ms = barge_in_min_speech_ms
-        self.voice = VoiceActivity()
-        self._back_channel_at: float | None = None  # when speech was judged a back-channel
+        #: judges caller speech over the bot (``barge_in_min_speech_ms``; a stream's calls)
+        self.back_channels = (
+            BackChannelGate(
+                call_sid,
+                playback,
+                barge_in_min_speech_ms,
+                lambda: self._dispatch("on_speech_start"),
+            )
+            if isinstance(playback, Playback)
+            else None
+        )
         self.malformed: collections.Counter[str] = collections.Counter()
         self.frames_in = 0
         self._media = metrics.media_tally()
@@ -354,8 +358,8 @@ class Call:
         """One inbound μ-law frame from Twilio → the STT session (converted if needed)."""
         self.frames_in += 1
         self._media.frames_in += 1
-        if self.barge_in_min_speech_ms:  # only the back-channel gate reads the levels
-            self.voice.feed(ulaw)
+        if self.back_channels is not None:
+            self.back_channels.feed(ulaw)
         if self.transcription is not None:
             self.transcription.feed(ulaw)
         if self._listener is not None:
@@ -412,6 +416,8 @@ class Call:
             self.end_reason = reason
         for timer in self._timers.values():
             timer.cancel()
+        if self.back_channels is not None:
+            self.back_channels.cancel()
         try:
             await self.playback.close()
             if self.transcription is not None:
@@ -497,58 +503,26 @@ class Call:
 
     def _speech_started(self) -> None:
         """The caller started speaking. Over the bot, with ``barge_in_min_speech_ms``, the
-        bot is paused (``clear`` at once) and :meth:`_decide_barge_in` runs that long later;
-        the app hears of the speech start only once it is a real interruption."""
+        bot is paused and the speech judged (:mod:`voicehost.server.back_channel`): the app
+        hears of the speech start only once it is a real interruption."""
         if not self.barge_in_enabled or self._ending:
             self._dispatch("on_speech_start")
             return
-        wait_ms = self.barge_in_min_speech_ms
-        if wait_ms and isinstance(self.playback, Playback) and not self.playback.paused:
-            if self.playback.pause():
-                old = self._timers.pop("barge-in", None)
-                if old is not None:
-                    old.cancel()
-                self._timers["barge-in"] = asyncio.get_running_loop().call_later(
-                    wait_ms / 1000, self._decide_barge_in
-                )
-                return
-        elif isinstance(self.playback, Playback) and self.playback.paused:
-            return  # a decision is pending
+        gate = self.back_channels
+        if gate is not None and isinstance(self.playback, Playback):
+            if gate.speech_started():
+                self._dispatch("on_speech_start")
+            return
         if self.playback.barge_in():
             metrics.count_barge_in()
         self._dispatch("on_speech_start")
 
-    def _decide_barge_in(self) -> None:
-        """The caller's speech that paused the bot: still going (voiced for half of the last
-        :data:`_STILL_TALKING_MS`), or voiced for as long as the wait itself (a long
-        stretch, even if it just paused at a comma) → a real interruption, the bot is cut
-        off; else (over after a few hundred ms: a back-channel, a cough) the bot goes on
-        where it stopped."""
-        self._timers.pop("barge-in", None)
-        if self._ending or not isinstance(self.playback, Playback):
-            return
-        wait_ms = self.barge_in_min_speech_ms
-        still = self.voice.voiced_ms(_STILL_TALKING_MS) >= _STILL_TALKING_MS // 2
-        # the wait, plus the VAD's delay in reporting the speech start
-        long = self.voice.voiced_ms(wait_ms + _STILL_TALKING_MS) >= wait_ms
-        if still or long:
-            if self.playback.barge_in():
-                metrics.count_barge_in()
-            self._dispatch("on_speech_start")
-        else:
-            log.info("call %s: a back-channel over the bot; it goes on", self)
-            metrics.count_back_channel()
-            self._back_channel_at = time.monotonic()
-            self.playback.resume()
-
     def _transcript(self, text: str) -> None:
-        """A final from the STT session. The transcript of a back-channel (the first final
-        within :data:`_BACK_CHANNEL_FINAL_S` of it, if it is that short: "mm-hm", "okay",
-        "yeah, sure") is not a turn: it is dropped, so the bot does not answer it. (A cough
-        has no transcript; a longer final after it is the caller's next words.)"""
-        at, self._back_channel_at = self._back_channel_at, None
-        short = len(text.split()) <= _BACK_CHANNEL_MAX_WORDS
-        if at is not None and short and time.monotonic() - at <= _BACK_CHANNEL_FINAL_S:
+        """A final from the STT session. The transcript of a back-channel ("mm-hm", "okay",
+        "yeah, sure": :meth:`BackChannelGate.is_back_channel`) is not a turn: it is dropped,
+        so the bot does not answer it. (A cough has no transcript; a longer final after it
+        is the caller's next words.)"""
+        if self.back_channels is not None and self.back_channels.is_back_channel(text):
             log.info("call %s: the back-channel's transcript %r is not answered", self, text)
             return
         self._dispatch("on_transcript", text)
@@ -556,10 +530,9 @@ class Call:
     def _provisional(self, text: str | None) -> None:
         """The caller's turn before it is confirmed (None: withdrawn), for preemptive
         generation; a back-channel's transcript is not announced (it will not be a turn)."""
-        at = self._back_channel_at
-        if text is not None and at is not None and len(text.split()) <= _BACK_CHANNEL_MAX_WORDS:
-            if time.monotonic() - at <= _BACK_CHANNEL_FINAL_S:
-                return
+        gate = self.back_channels
+        if text is not None and gate is not None and gate.is_back_channel(text, consume=False):
+            return
         self._dispatch("on_provisional_transcript", text)
 
     def _dispatch(self, name: str, *args: Any) -> None:
