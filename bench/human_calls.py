@@ -27,8 +27,10 @@ With an end-of-turn detector (``--turn smart-turn``: ``[turn] provider``), the h
 one transcript per *turn*, the session's finals joined; each is timed from the end of the
 speech before its last final. **cut-ins / min**: on the monologue clips, replies started while
 the caller was still talking (a transcript handed to the handler before the clip's last
-voiced audio was sent), per minute of monologue. ``--calls N`` plays each clip on N
-simultaneous calls (latency under load).
+voiced audio was sent), per minute of monologue, and of those the ones **inside an unfinished
+sentence** (the words handed over so far do not end within one word of a sentence end of the
+clip's reference: a reply after a whole Harvard sentence is not one). ``--calls N`` plays
+each clip on N simultaneous calls (latency under load).
 
 p50 / p95 per clip and over all utterances, plus the word error rate of the call's joined
 final transcripts against the clip's reference; ``--show`` adds each final and where its
@@ -67,17 +69,36 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "offline"))
 
 from human_audio import Clip, load_clips, wer
+from offline_helpers import normalise
 from offline_stack import pct, start_offline_server
 
 from voicehost.conversation import ResponderCallHandler
 from voicehost.simulate.caller import Turn, wait_reply
 from voicehost.testing import SimulatedCall, TwilioSimulator
+from voicehost.text import split_sentences
 
 FRAME = 160  # bytes of one 20 ms μ-law frame
 FRAME_MS = 20
 SILENCE = b"\xff" * FRAME
 TAIL_MS = 1000  # line silence sent with the clip, at its pace: past the last endpoint
 MIN_PAUSE_MS = 200  # energy gaps shorter than this do not start a new stretch of speech
+
+
+def mid_sentence(reference: str, released: list[str]) -> int:
+    """How many of the turns ``released`` in order (from the start of a clip) end inside a
+    sentence of ``reference``: their words so far are not within one word of a sentence end
+    (the reference's sentences by :func:`voicehost.text.split_sentences`)."""
+    done, rest = split_sentences(reference)
+    ends, words = [], 0
+    for sentence in [*done, rest]:
+        words += len(normalise(sentence).split())
+        ends.append(words)
+    count, said = 0, 0
+    for text in released:
+        said += len(normalise(text).split())
+        if min(abs(said - end) for end in ends) > 1:
+            count += 1
+    return count
 
 
 class TimedHandler(ResponderCallHandler):
@@ -119,6 +140,10 @@ class Line:
         self._queue += ulaw.ljust(math.ceil(len(ulaw) / FRAME) * FRAME, b"\xff")
         return start
 
+    def idle_frame(self) -> bytes:
+        """What the line carries when the caller says nothing: 20 ms of μ-law silence."""
+        return SILENCE
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time()
@@ -126,7 +151,7 @@ class Line:
             frame = bytes(self._queue[:FRAME])
             del self._queue[:FRAME]
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.call.send_media(frame or SILENCE)
+                await self.call.send_media(frame or self.idle_frame())
             self.sent_at.append(time.monotonic())
             due += FRAME_MS / 1000 / (self.speed if frame else 1.0)
             await asyncio.sleep(max(0.0, due - loop.time()))
@@ -148,6 +173,7 @@ class ClipResult:
     onset_to_start: list[float] = attrs.field(factory=list)
     details: list[str] = attrs.field(factory=list)  # per final: where its time went
     cut_ins: int = 0  # replies started while a monologue was still going
+    mid_sentence: int = 0  # ... of which inside an unfinished sentence of the reference
     turn_decisions: list[tuple[float, bool, float]] = attrs.field(factory=list)
 
     @property
@@ -229,7 +255,9 @@ def measure(
     if clip.kind == "monologue":
         voiced_end = clip.energy.last_end_before(clip.duration_ms)
         last_voiced = sent(voiced_end - 1) if voiced_end else line.sent_at[-1]
-        result.cut_ins = sum(1 for arrived, _ in finals if arrived < last_voiced)
+        early = [text for arrived, text in finals if arrived < last_voiced]
+        result.cut_ins = len(early)
+        result.mid_sentence = mid_sentence(clip.reference, early)
 
     for (arrived, _text), timing in zip(finals, timings, strict=False):
         end = clip.energy.last_end_before(timing.endpoint_ms - clip_start_ms)
@@ -312,9 +340,11 @@ def table(results: list[ClipResult]) -> None:
         minutes = sum(r.clip.duration_ms for r in monologues) / 60_000
         cut_ins = sum(r.cut_ins for r in monologues)
         per_clip = ", ".join(f"{r.clip.name} {r.cut_ins}" for r in monologues)
+        mid = sum(r.mid_sentence for r in monologues)
         print(
             f"\ncut-ins: {cut_ins} replies started inside {minutes * 60:.0f} s of monologue "
-            f"= {cut_ins / minutes:.1f} / min ({per_clip})"
+            f"= {cut_ins / minutes:.1f} / min ({per_clip}); inside an unfinished sentence: "
+            f"{mid} = {mid / minutes:.1f} / min"
         )
     missed = sum(math.isnan(v) for r in results for v in r.final_to_audio)
     if missed:

@@ -107,3 +107,15 @@ def test_a_refused_windowed_decode_is_decoded_again_the_standard_way(monkeypatch
     result = get_engine(WhisperConfig()).transcribe(_clip("forig"), language="en", beam_size=1)
     assert refused and not result.windowed
     assert wer(["Don't throw trash on the street."], [result.text]) <= 0.2
+
+
+def test_whisper_loops_are_collapsed_and_ordinary_repeats_kept():
+    from voicehost_whisper_stt.engine import collapse_repeats
+
+    well = "It's easy to tell the depth of a well."
+    assert collapse_repeats(" ".join([well] * 4)) == well  # babble at 20 dB
+    assert collapse_repeats("come on, come on, come on, come on") == "come on"
+    looped = "don't throw trash on the streets, Don't throw trash on the streets, don't throw"
+    assert collapse_repeats(looped + " trash on the streets") == "don't throw trash on the streets"
+    for kept in ("Bye bye.", "No. No.", "I said no no no to that", "Hello. How are you?"):
+        assert collapse_repeats(kept) == kept

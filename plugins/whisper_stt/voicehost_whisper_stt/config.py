@@ -130,6 +130,24 @@ class WhisperConfig(ProviderConfig):
         description="Encode a window fitted to the utterance (its length + 1 s, at least 10 s) "
         "instead of Whisper's 30 s: 2-3x faster on a CPU.",
     )
+    noise_gate: bool = Field(
+        True,
+        description="Learn the line's noise while the caller is silent; when the VAD hears it "
+        "as speech (babble), start and end utterances on level above it.",
+    )
+    noise_history_ms: int = Field(
+        3000,
+        ge=1000,
+        le=30_000,
+        description="Recent caller silence the noise is learnt from, ms.",
+    )
+    noise_onset_margin_db: float = Field(
+        2.0,
+        ge=0.0,
+        le=20.0,
+        description="With voice-like noise: level over its 95th percentile needed to start "
+        "speech, dB (half of it ends a pause).",
+    )
 
     @field_validator("model")
     @classmethod

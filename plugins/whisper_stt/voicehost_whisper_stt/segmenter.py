@@ -22,6 +22,16 @@ gives exactly the decisions a live call would.
   Silero's hysteresis), :class:`UtteranceEnded` carries the utterance up to ``post_roll_ms``
   after its last voiced window. Shorter pauses (between sentences of a monologue) stay inside
   the utterance.
+* **Line noise** — with ``noise_gate``, a
+  :class:`~voicehost_whisper_stt.noise_floor.NoiseFloor` learns the line's noise from the
+  windows heard outside the caller's speech; no onset fires before it has judged the first
+  640 ms (speech there is kept and starts then). When the noise is voice-like to the VAD
+  (babble), a window must also be well over the noise's level to count towards an onset
+  (``onset_db``), and any window back near it counts as silence (``pause_db``), whatever the
+  VAD says; for other noise the VAD decides, and a window quieter than the noise's loud
+  moments only cannot start an onset (street bursts); when the history holds the caller's
+  own voice, the VAD alone decides, as above. A voiced run that ends without an onset is
+  learnt as noise.
 * **Length cap** — an utterance reaching ``max_utterance_s`` is cut at its quietest point in
   the second half (lowest speech probability over ~160 ms) and finalised; the rest continues
   as the next utterance, so no audio is dropped at the cut.
@@ -37,6 +47,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
+from voicehost_whisper_stt.noise_floor import LevelMeter, NoiseFloor
 from voicehost_whisper_stt.vad import WINDOW, WINDOW_MS
 
 EndReason = Literal["silence", "max_length", "flush"]
@@ -124,6 +135,11 @@ class Segmenter:
         min_speech_ms, min_silence_ms, partial_interval_ms (0 = none), pre_roll_ms,
         post_roll_ms: audio durations, ms.
         max_utterance_s: length cap, seconds.
+        noise_gate: track the stream's noise and gate on level when it is voice-like (see
+            the module docstring); False: the VAD alone decides.
+        noise_history_ms: noise kept by the tracker, ms of audio.
+        noise_onset_margin_db: level over the voice-like noise's 95th percentile that
+            speech needs to start an utterance, dB.
     """
 
     def __init__(
@@ -137,10 +153,26 @@ class Segmenter:
         pre_roll_ms: int = 300,
         post_roll_ms: int = 250,
         max_utterance_s: float = 20.0,
+        noise_gate: bool = True,
+        noise_history_ms: int = 3000,
+        noise_onset_margin_db: float = 2.0,
     ) -> None:
         self._probability = probability
         self._threshold = threshold
         self._silence_threshold = max(threshold - 0.15, 0.01)
+        self._noise = (
+            NoiseFloor(
+                history_ms=noise_history_ms,
+                onset_margin_db=noise_onset_margin_db,
+                silence_threshold=self._silence_threshold,
+                speech_threshold=threshold,
+                window_ms=WINDOW_MS,
+            )
+            if noise_gate
+            else None
+        )
+        self._meter = LevelMeter() if noise_gate else None
+        self._candidates: list[tuple[float, float]] = []  # (level, p) of the voiced run
         self._onset = _windows(min_speech_ms)
         self._silence = _windows(min_silence_ms)
         self._partial = _windows(partial_interval_ms) if partial_interval_ms > 0 else 0
@@ -206,26 +238,33 @@ class Segmenter:
     def _step(self, window: np.ndarray, events: list[Event]) -> None:
         p = self._probability(window)
         self._n += 1
+        loud, quiet, level = True, False, 0.0
+        if self._meter is not None and self._noise is not None:
+            level = self._meter.level(window)
+            loud, quiet = self._noise.loud(level), self._noise.quiet(level)
         if not self._in_speech:
             self._history.append((window, p))
-            if p >= self._silence_threshold:
+            if p >= self._silence_threshold and loud:
                 self._voiced_run += 1
                 self._run_peak = max(self._run_peak, p)
+                self._hear_candidate(level, p)
             else:
                 self._voiced_run, self._run_peak = 0, 0.0
-            if self._voiced_run >= self._onset and self._run_peak >= self._threshold:
+                self._hear_noise(level, p)
+            ready = self._noise is None or self._noise.ready
+            if self._voiced_run >= self._onset and self._run_peak >= self._threshold and ready:
                 self._begin(events)
             return
         self._windows.append(window)
         self._probs.append(p)
         self._since_partial += 1
-        if p >= self._threshold:
+        if p >= self._threshold and not quiet:
             if self._likely_sent:
                 self._likely_sent = False
                 events.append(SpeechResumed(self._utterance))
             self._silence_start = None
             self._last_voiced = len(self._windows)
-        elif p < self._silence_threshold and self._silence_start is None:
+        elif (p < self._silence_threshold or quiet) and self._silence_start is None:
             self._silence_start = len(self._windows) - 1
         if self._silence_start is not None and not self._likely_sent:
             end = self._silence_start + self._post_roll
@@ -252,7 +291,33 @@ class Segmenter:
             self._since_partial = 0
             events.append(PartialDue(self._utterance, np.concatenate(self._windows), self.audio_ms))
 
+    def _hear_noise(self, level: float, p: float) -> None:
+        """A window outside speech that cannot start it: noise, and so is a voiced run that
+        ended without an onset."""
+        if self._noise is None:
+            return
+        for held in self._candidates:
+            self._noise.observe(*held)
+        self._candidates.clear()
+        self._noise.observe(level, p)
+
+    def _hear_candidate(self, level: float, p: float) -> None:
+        """A window that may be the start of the caller's speech: held back from the noise
+        tracker until the run ends without an onset (then it was noise), dropped if it
+        becomes one. Before the tracker is ready it learns from every window."""
+        if self._noise is None:
+            return
+        if self._noise.ready:
+            self._candidates.append((level, p))
+            return
+        self._noise.observe(level, p)
+        if self._noise.ready and not self._noise.loud(level):
+            # The run heard while learning was the noise itself: it starts nothing. (A run
+            # over the judged noise — the caller's first word — goes on, its start kept.)
+            self._voiced_run, self._run_peak = 0, 0.0
+
     def _begin(self, events: list[Event]) -> None:
+        self._candidates.clear()
         self._in_speech = True
         self._utterance += 1
         keep = min(len(self._history), self._voiced_run + self._pre_roll)

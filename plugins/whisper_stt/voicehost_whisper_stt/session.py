@@ -142,6 +142,9 @@ class WhisperSession(TranscriptionSession):
             pre_roll_ms=config.pre_roll_ms,
             post_roll_ms=config.post_roll_ms,
             max_utterance_s=config.max_utterance_s,
+            noise_gate=config.noise_gate,
+            noise_history_ms=config.noise_history_ms,
+            noise_onset_margin_db=config.noise_onset_margin_db,
         )
         self._ticket = self._engine.scheduler.open()
         self._state = "open"
