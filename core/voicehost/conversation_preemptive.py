@@ -94,10 +94,8 @@ class PreemptiveReply:
         self._reader.cancel()
         if self.held is not None:
             self.held.abort()
-        try:
-            await self._reader
-        except (asyncio.CancelledError, Exception):
-            pass
+        # the reader's own end (cancelled, failed) is no news; this task's cancellation is
+        await asyncio.gather(self._reader, return_exceptions=True)
         await close_responder_stream(self._stream)
 
     async def _read_ahead(self) -> None:
