@@ -86,6 +86,7 @@ class _Conversation:
     speeches: set[Speech] = attrs.field(factory=set)
     trace: CallTrace | None = None
     preemptive: PreemptiveReply | None = None  # the reply to the provisional transcript
+    preemptive_history: int = 0  # the history's length when it was asked
 
 
 class ResponderCallHandler(CallHandler):
@@ -162,7 +163,9 @@ class ResponderCallHandler(CallHandler):
         turn = ConversationTurn("caller", text)
         timings = timer.timings(conv.log.ms_at)
         entry = conv.log.add("caller", "final", text, turn=turn, timings=timings)
-        if early is not None and early.text == text:  # prepared while the turn was ending
+        # prepared while the turn was ending, on the same history (no turn settled since)
+        same = early is not None and len(view.history) == conv.preemptive_history
+        if early is not None and early.text == text and same:
             timer.asked_at, timer.first_token_at = early.asked_at, early.first_token_at
             stream = early.adopt()
         else:
@@ -187,8 +190,9 @@ class ResponderCallHandler(CallHandler):
             return
         conv.preemptive = None
         if text and self.responder.preemptive and call.end_reason is None:
-            stream = self.responder.reply(self._view(conv), text)
-            conv.preemptive = PreemptiveReply(call, text, stream)
+            view = self._view(conv)
+            conv.preemptive = PreemptiveReply(call, text, self.responder.reply(view, text))
+            conv.preemptive_history = len(view.history)
         if old is not None:
             await old.drop()
 

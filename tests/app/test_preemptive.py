@@ -234,3 +234,23 @@ async def test_the_responder_is_asked_early_only_when_it_and_the_server_allow_it
             await call.stop()
     finally:
         await server.close()
+
+
+async def test_a_turn_between_the_provisional_transcript_and_the_final_means_asking_again(rig):
+    """The reply was prepared on a history that has since grown (a key press): the final is
+    answered afresh, on the history as it is now."""
+    fakes, sim, _db, server = rig
+    call, stt = await _greeted(fakes, sim, server)
+    before = len(fakes.tts.syntheses)
+    stt.speech_start()
+    stt.provisional("what are your hours")
+    await _until(lambda: len(fakes.tts.syntheses) > before)
+    await call.dtmf("5")
+    live = server.app[SERVER_KEY].calls[call.call_sid]
+    conv = live.state["voicehost.conversation"]
+    await _until(lambda: any(turn.kind == "dtmf" for turn in conv.context.history))
+    stt.final("what are your hours")
+    await call.wait_for_event("mark", where=lambda e: e["mark"]["name"] == "reply-2")
+    assert [s.text for s in fakes.tts.syntheses[before:]] == ["Nine to five.", "Nine to five."]
+    assert fakes.tts.syntheses[before].closed_at is not None  # the first one was dropped
+    await call.stop()
