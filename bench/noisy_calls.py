@@ -171,20 +171,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def use_baseline() -> None:
-    """Build every call's segmenter with ``noise_gate=False``: the VAD alone decides, exactly
-    as before the gate existed (issue 16's "before" figures)."""
-    import functools
-
-    from voicehost_whisper_stt import session
-    from voicehost_whisper_stt.segmenter import Segmenter
-
-    session.Segmenter = functools.partial(Segmenter, noise_gate=False)  # type: ignore[misc]
-
-
 async def main() -> None:
     args = parse_args()
     stt_config = {k: v for item in args.stt for k, v in tomllib.loads(item).items()}
+    # the noise gate as the shipped plugins.toml has it; --baseline: the VAD alone
+    stt_config.setdefault("noise_gate", not args.baseline)
     speed = args.speed if args.fast else 1.0
     kinds = tuple(k for k in args.noise.split(",") if k)
     snrs = tuple(float(s) for s in args.snr.split(",") if s)
@@ -195,8 +186,6 @@ async def main() -> None:
         f"[stt.whisper] overrides: {stt_config or 'none'}"
         + ("; baseline (no noise gate)" if args.baseline else "")
     )
-    if args.baseline:
-        use_baseline()
     counts = Counts()
     counts.install()
     rows: list[str] = []

@@ -222,7 +222,8 @@ async def stream(ulaw: bytes, *, settle_ms: int = 2000, **config: object) -> Str
     time, as a phone call would deliver it (the session decides in audio time, so the
     decisions are those of a live call), then close it. Every ``settle_ms`` of audio it waits
     for queued decodes, so a slow machine does not pile them up. ``config``: ``[stt.whisper]``
-    keys. Blocking on inference; the model loads on first use."""
+    keys (``noise_gate`` on unless given, as in the shipped ``plugins.toml``). Blocking on
+    inference; the model loads on first use."""
     import asyncio
 
     from offline_helpers import FRAME, Recorder
@@ -230,6 +231,7 @@ async def stream(ulaw: bytes, *, settle_ms: int = 2000, **config: object) -> Str
     from voicehost.contracts import TranscriptionRequest
     from voicehost_whisper_stt import WhisperConfig, WhisperProvider
 
+    config.setdefault("noise_gate", True)  # the shipped plugins.toml's
     recorder = Recorder()
     session = WhisperProvider().create_session(
         TranscriptionRequest(WhisperConfig(**config), recorder.callbacks(), call_sid="CAnoisy")

@@ -131,9 +131,10 @@ class WhisperConfig(ProviderConfig):
         "instead of Whisper's 30 s: 2-3x faster on a CPU.",
     )
     noise_gate: bool = Field(
-        True,
+        False,
         description="Learn the line's noise while the caller is silent; when the VAD hears it "
-        "as speech (babble), start and end utterances on level above it.",
+        "as speech (babble), start and end utterances on level above it. Speech in a stream's "
+        "first 640 ms is learnt as noise (plugins.toml turns it on).",
     )
     noise_history_ms: int = Field(
         3000,
