@@ -65,12 +65,18 @@ def silence(ms: int) -> bytes:
 
 
 def synthesize_ulaw(text: str) -> bytes:
-    """Speak ``text`` with the bundled Piper voice, as a phone call carries it: μ-law 8 kHz."""
+    """Speak ``text`` with the bundled Piper voice, as a phone call carries it: μ-law 8 kHz.
+    Without Piper's noise (``noise_scale`` and ``noise_w_scale`` 0), so the same text is the
+    same audio in every run: a test's result does not depend on a random rendering (tiny.en
+    once heard "Place in the end voice" in one of them)."""
+    from piper import SynthesisConfig
+
     from voicehost_piper_tts import load_voice, resolve_voice
     from voicehost_piper_tts.voice import BUNDLED_VOICE
 
     voice = load_voice(resolve_voice(BUNDLED_VOICE))
-    pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
+    steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text, steady))
     converter = AudioConverter(PCM16_22K, MULAW_8K)
     return converter.convert(pcm) + converter.flush()
 
