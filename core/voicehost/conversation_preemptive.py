@@ -50,9 +50,9 @@ class PreemptiveReply:
     Attributes:
         asked_at: when the responder was asked, ``time.monotonic()`` s.
         first_token_at: when its first text came, or None.
-        first_sentence: what was synthesised ahead (the first sentence, or its first clause),
-            or None (not reached yet, or the stream began with an action).
-        held: the synthesis of ``first_sentence`` (None: none, or the call cannot hold audio).
+        held: the synthesis of what the speech will say first (the first sentence, or its
+            first clause); None: not reached yet, the stream began with an action, or the
+            call cannot hold audio.
     """
 
     def __init__(self, call: Call, text: str, stream: AsyncIterator[Any]) -> None:
@@ -60,7 +60,6 @@ class PreemptiveReply:
         self.text = text
         self.asked_at = time.monotonic()
         self.first_token_at: float | None = None
-        self.first_sentence: str | None = None
         self.held: Prefetch | None = None
         self._stream = stream
         self._items: list[Any] = []  # read from the stream, not yet handed on
@@ -133,5 +132,4 @@ class PreemptiveReply:
     def _hold(self, sentence: str) -> None:
         """Hold the audio of what the speech will say first: the sentence, or its first
         clause when it says it in two pieces (``first_clause``)."""
-        self.first_sentence = first_clause(sentence)[0]
-        self.held = self.call.synthesize_ahead(self.first_sentence)
+        self.held = self.call.synthesize_ahead(first_clause(sentence)[0])
