@@ -3,12 +3,15 @@ and a stand-in VAD: every verdict is known, no model is loaded."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from voicehost_whisper_stt.noise_floor import (
     MIN_HISTORY,
     MIN_OVER_MEDIAN_DB,
+    OVER_NOISE_DB,
     SILENCE_DB,
     LevelMeter,
     NoiseFloor,
@@ -116,3 +119,50 @@ def test_noise_gate_off_is_the_vad_alone() -> None:
     seg = Segmenter(lambda _w: 0.9, threshold=0.3, partial_interval_ms=0, noise_gate=False)
     events = seg.push(windows([0.01] * 10))
     assert any(isinstance(e, SpeechStarted) for e in events)
+
+
+def test_over_the_noise_means_over_its_median_or_in_babble_at_the_pause_level() -> None:
+    noise = filled([-50.0] * 94, 0.02)
+    assert noise.heard_over(noise.floor_db + OVER_NOISE_DB)
+    assert not noise.heard_over(noise.floor_db + OVER_NOISE_DB - 0.5)
+    rng = np.random.default_rng(2)
+    babble = filled(list(-40.0 + rng.uniform(-2, 2, 94)), 0.9)
+    assert babble.heard_over(babble.pause_db) and not babble.heard_over(babble.pause_db - 0.5)
+    # no judgement while learning, and none when the history is the caller's own voice
+    assert not filled([-40.0] * 5, 0.02).heard_over(0.0)
+    talker = filled([-60.0, -20.0] * 47, 0.9)
+    assert talker.regime == "talker" and not talker.heard_over(0.0)
+
+
+def _scripted(probabilities: list[float]):
+    """A stand-in VAD that gives each successive window the next of ``probabilities``."""
+    queue = iter(probabilities)
+    return lambda _window: next(queue, 0.0)
+
+
+def test_speech_the_vad_missed_just_before_an_onset_joins_the_utterance() -> None:
+    # 3.2 s of quiet noise; a soft first word 10 dB over it that the VAD scores 0 for
+    # 480 ms; then speech it hears for 960 ms; then the noise again
+    amplitudes = [0.01] * 100 + [0.03] * 15 + [0.03] * 30 + [0.01] * 40
+    probabilities = [0.0] * 115 + [0.9] * 30 + [0.0] * 40
+    pre_roll = math.ceil(300 / WINDOW_MS)
+    for gate, first in ((True, 100), (False, 115)):
+        seg = Segmenter(
+            _scripted(probabilities), threshold=0.3, partial_interval_ms=0, noise_gate=gate
+        )
+        events = seg.push(windows(amplitudes)) + seg.flush()
+        (end,) = [e for e in events if isinstance(e, UtteranceEnded)]
+        (start,) = [e for e in events if isinstance(e, SpeechStarted)]
+        assert start.at_ms == 115 * WINDOW_MS  # the onset is the VAD's in both cases
+        # with the gate the loud stretch before it is kept, with the pre-roll before that
+        assert end.start_ms == (first - pre_roll) * WINDOW_MS, gate
+
+
+def test_the_lead_in_stops_at_a_pause_longer_than_one_between_words() -> None:
+    # a loud noise burst, 640 ms of the quiet noise, then the speech: the burst stays out
+    amplitudes = [0.01] * 100 + [0.03] * 10 + [0.01] * 20 + [0.03] * 30 + [0.01] * 40
+    probabilities = [0.0] * 130 + [0.9] * 30 + [0.0] * 40
+    seg = Segmenter(_scripted(probabilities), threshold=0.3, partial_interval_ms=0)
+    events = seg.push(windows(amplitudes)) + seg.flush()
+    (end,) = [e for e in events if isinstance(e, UtteranceEnded)]
+    assert end.start_ms >= (130 - math.ceil(300 / WINDOW_MS)) * WINDOW_MS

@@ -56,10 +56,17 @@ def _t(seconds: float) -> int:
 
 def test_segments_starting_past_the_end_of_the_audio_are_dropped():
     tokens = [_t(0), 1, 2, _t(1.5), _t(1.5), 3, _t(2.0), _t(2.0), 4, 5, _t(3.0)]
-    assert _segments(_Tokens(), tokens, duration_s=2.0) == ["w1 w2", "w3"]
-    # an unterminated last segment is kept when it starts inside the audio
-    assert _segments(_Tokens(), [_t(0), 1, _t(1.0), _t(1.0), 2], 2.0) == ["w1", "w2"]
-    assert _segments(_Tokens(), [1, 2], 2.0) == ["w1 w2"]  # no timestamps at all
+    # … each with its start and end (s)
+    assert _segments(_Tokens(), tokens, duration_s=2.0) == [("w1 w2", 0, 1.5), ("w3", 1.5, 2.0)]
+    # an unterminated last segment is kept when it starts inside the audio, to its end
+    assert _segments(_Tokens(), [_t(0), 1, _t(1.0), _t(1.0), 2], 2.0) == [
+        ("w1", 0, 1.0),
+        ("w2", 1.0, 2.0),
+    ]
+    assert _segments(_Tokens(), [1, 2], 2.0) == [("w1 w2", 0, 2.0)]  # no timestamps at all
+    # text straight after a forced prefix starts where the prefix left off
+    assert _segments(_Tokens(), [1, _t(3.0)], 4.0, first_start_s=2.5) == [("w1", 2.5, 3.0)]
+    assert _segments(_Tokens(), [], 5.0) == []
 
 
 def _clip(name: str) -> np.ndarray:
@@ -110,12 +117,22 @@ def test_a_refused_windowed_decode_is_decoded_again_the_standard_way(monkeypatch
 
 
 def test_whisper_loops_are_collapsed_and_ordinary_repeats_kept():
-    from voicehost_whisper_stt.engine import collapse_repeats
+    from voicehost_whisper_stt.cleanup import collapse_repeats
 
     well = "It's easy to tell the depth of a well."
     assert collapse_repeats(" ".join([well] * 4)) == well  # babble at 20 dB
     assert collapse_repeats("come on, come on, come on, come on") == "come on"
     looped = "don't throw trash on the streets, Don't throw trash on the streets, don't throw"
     assert collapse_repeats(looped + " trash on the streets") == "don't throw trash on the streets"
-    for kept in ("Bye bye.", "No. No.", "I said no no no to that", "Hello. How are you?"):
+    # a loop of two sentences, cut off by the end of the decode (babble at 20 dB)
+    juice, wagon = "The juice of lemons makes fine punch.", "The wagon moved on well oiled wheels."
+    twice = f"{juice} {wagon} {juice} {wagon} The wagon moved on well"
+    assert collapse_repeats(twice) == f"{juice} {wagon}"
+    for kept in (
+        "Bye bye.",
+        "No. No.",
+        "I said no no no to that",
+        "Hello. How are you?",
+        "I want a table. No, I want a table for two. I want",  # no loop: the end stays
+    ):
         assert collapse_repeats(kept) == kept

@@ -121,6 +121,16 @@ class WhisperConfig(ProviderConfig):
     carry_context: bool = Field(
         True, description="Pass the call's previous final as Whisper's initial_prompt."
     )
+    context_window_s: float = Field(
+        10.0,
+        ge=0.0,
+        le=29.0,
+        description=(
+            "Final decodes hear the call's previous finals (their audio, their text as the "
+            "decoder's prefix) while the utterance and they fit this window, s; 0: the "
+            "utterance alone."
+        ),
+    )
     speculative_final: bool = Field(
         True,
         description="Start the final decode post_roll_ms into a pause, not at the endpoint.",

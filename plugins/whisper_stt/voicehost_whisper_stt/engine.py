@@ -12,15 +12,16 @@ lazily under a lock, so concurrent calls share one copy of the weights.
 replicas let that many run in parallel.
 
 An utterance shorter than 29 s is decoded with the encoder on a window fitted to it
-(:mod:`voicehost_whisper_stt.window`: 2-3x faster than Whisper's 30 s window on a CPU); a
-result that looks unreliable there, a longer utterance, or language detection use
-faster-whisper's standard ``transcribe``.
+(:mod:`voicehost_whisper_stt.window`: 2-3x faster than Whisper's 30 s window on a CPU),
+after the call's earlier finals when a :class:`~voicehost_whisper_stt.context.Context` is
+given (without it if that decode strays), and resumed after its last segment when Whisper
+stopped a second or more before the audio did; a result that looks unreliable there, a
+longer utterance, or language detection use faster-whisper's standard ``transcribe``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from pathlib import Path
@@ -30,9 +31,11 @@ import attrs
 import numpy as np
 
 from voicehost import ProviderError
+from voicehost_whisper_stt.cleanup import collapse_repeats, is_hallucination
 from voicehost_whisper_stt.config import PROVIDER_ID, WhisperConfig, resolve_model
+from voicehost_whisper_stt.context import Context
 from voicehost_whisper_stt.scheduler import FairScheduler
-from voicehost_whisper_stt.window import decode_in_window, fits_window
+from voicehost_whisper_stt.window import WindowedText, decode_in_window, fits_window
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -42,50 +45,13 @@ logger = logging.getLogger(__name__)
 
 #: Characters of the previous final transcript passed as ``initial_prompt``.
 PROMPT_CHARS = 200
-#: Whisper's well-known inventions on noise or silence (from its YouTube-subtitle training
-#: data): a segment that is only one of these, or only a bracketed sound annotation such as
-#: "[BLANK_AUDIO]" / "(music)", is dropped. Ordinary short replies ("Thank you.") are kept.
-_HALLUCINATIONS = frozenset(
-    {
-        "thanks for watching",
-        "thank you for watching",
-        "thanks for watching and see you next time",
-        "please subscribe",
-        "subscribe to my channel",
-        "like and subscribe",
-    }
-)
-_ANNOTATION = re.compile(r"^\s*[\[(][^\])]*[\])]\s*$")
-_NON_WORD = re.compile(r"[^\w\s']")
-
-
-#: A phrase said three times or more in a row ("come on, come on, come on"): Whisper looping
-#: on babble or padding, not the caller; kept once.
-_PHRASE_LOOP = re.compile(r"\b(\w.{2,80}?)(?:[\s,.!?…]+\1\b){2,}", re.IGNORECASE)
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+")
-
-
-def collapse_repeats(text: str) -> str:
-    """``text`` without Whisper's loops: a phrase repeated three times or more in a row is
-    kept once, and a sentence of three words or more that repeats the one before it is
-    dropped ("It's easy to tell the depth of a well." four times → once; measured on
-    ``tests/data/noise`` babble at 20 dB). Shorter repeats ("Bye bye.", "No. No.") stay."""
-    text = _PHRASE_LOOP.sub(r"\1", text.strip())
-    kept: list[str] = []
-    for sentence in _SENTENCE_BREAK.split(text):
-        words = _NON_WORD.sub(" ", sentence.lower()).split()
-        if kept and len(words) >= 3 and words == _NON_WORD.sub(" ", kept[-1].lower()).split():
-            continue
-        kept.append(sentence)
-    return " ".join(kept)
-
-
-def is_hallucination(segment_text: str) -> bool:
-    """True for a segment that is only a known silence hallucination or a sound annotation."""
-    if _ANNOTATION.match(segment_text):
-        return True
-    words = " ".join(_NON_WORD.sub(" ", segment_text.lower()).split())
-    return not words or words in _HALLUCINATIONS
+#: Audio rate of every decode, Hz.
+SAMPLE_RATE = 16_000
+#: A windowed decode that ends this long before its audio is resumed from its end, s (the
+#: segmenter keeps 0.25 s of pause after the last word; Whisper's timestamps are coarse).
+RESUME_AFTER_S = 1.0
+#: At most this many resumptions per decode.
+MAX_RESUMES = 2
 
 
 @attrs.frozen
@@ -114,6 +80,8 @@ class Transcript:
         windowed: decoded in a short encoder window (not the standard 30 s one).
         no_speech_prob: Whisper's no-speech probability (0-1; the highest of the segments).
         avg_logprob: the average token log-probability (the lowest of the segments).
+        with_context: decoded after the call's earlier finals
+            (:mod:`voicehost_whisper_stt.context`).
     """
 
     text: str
@@ -121,6 +89,7 @@ class Transcript:
     windowed: bool = False
     no_speech_prob: float = 0.0
     avg_logprob: float = 0.0
+    with_context: bool = False
 
 
 class WhisperEngine:
@@ -182,6 +151,7 @@ class WhisperEngine:
         prompt: str | None = None,
         final: bool = True,
         fitted_window: bool = True,
+        context: Context | None = None,
     ) -> Transcript:
         """Transcribe one utterance (blocking; runs on a scheduler worker thread).
 
@@ -196,29 +166,39 @@ class WhisperEngine:
                 for speed, and use temperature 0 only.
             fitted_window: try the encoder on a window fitted to the audio first
                 (:mod:`voicehost_whisper_stt.window`).
+            context: the call's earlier audio and finals to decode after, in the fitted
+                window (ignored when the two do not fit one).
 
         Returns:
             The text, segments joined and stripped ("" when Whisper found no speech).
         """
         model = self.load()
         started = time.perf_counter()
+        if context is not None and not fits_window(len(audio) + len(context.audio)):
+            context = None
+        if context is not None:
+            context = attrs.evolve(context, prompt=context.prompt[-PROMPT_CHARS:])
         if fitted_window and language is not None and fits_window(len(audio)):
-            windowed = decode_in_window(
-                model,
-                self._tokenizer(model, language),
-                audio,
-                beam_size=beam_size,
-                previous_text=prompt[-PROMPT_CHARS:] if prompt else None,
-            )
-            if windowed is not None:
-                text = " ".join(s for s in windowed.segments if not is_hallucination(s))
-                return Transcript(
-                    collapse_repeats(text),
-                    (time.perf_counter() - started) * 1000,
-                    windowed=True,
-                    no_speech_prob=windowed.no_speech_prob,
-                    avg_logprob=windowed.avg_logprob,
+            # With the call's context first; a refused context decode is tried without it.
+            for heard in (context, None) if context is not None else (None,):
+                windowed = self._decode_windowed(
+                    model,
+                    self._tokenizer(model, language),
+                    audio,
+                    beam_size=beam_size,
+                    prompt=prompt[-PROMPT_CHARS:] if prompt else None,
+                    context=heard,
                 )
+                if windowed is not None:
+                    text = " ".join(s for s in windowed.segments if not is_hallucination(s))
+                    return Transcript(
+                        collapse_repeats(text),
+                        (time.perf_counter() - started) * 1000,
+                        windowed=True,
+                        no_speech_prob=windowed.no_speech_prob,
+                        avg_logprob=windowed.avg_logprob,
+                        with_context=heard is not None,
+                    )
         segments, _info = model.transcribe(
             audio,
             language=language,
@@ -240,6 +220,53 @@ class WhisperEngine:
             no_speech_prob=max((segment.no_speech_prob for segment in decoded), default=0.0),
             avg_logprob=min((segment.avg_logprob for segment in decoded), default=0.0),
         )
+
+    @staticmethod
+    def _decode_windowed(
+        model: WhisperModel,
+        tokenizer: Tokenizer,
+        audio: np.ndarray,
+        *,
+        beam_size: int,
+        prompt: str | None,
+        context: Context | None,
+    ) -> WindowedText | None:
+        """:func:`decode_in_window`, continued where Whisper stopped early: when its last
+        segment ends :data:`RESUME_AFTER_S` or more before the audio does (beam search
+        sometimes ends after the first sentences of a long utterance: 12 s of babble-noisy
+        speech came back as its first 5 s), the rest is decoded after what was said, as
+        faster-whisper's seek loop does, at most :data:`MAX_RESUMES` times."""
+        windowed = decode_in_window(
+            model, tokenizer, audio, beam_size=beam_size, previous_text=prompt, context=context
+        )
+        duration_s = len(audio) / SAMPLE_RATE
+        for _ in range(MAX_RESUMES):
+            if windowed is None or not windowed.segments:
+                break
+            if duration_s - windowed.end_s < RESUME_AFTER_S:
+                break
+            cut = int(windowed.end_s * SAMPLE_RATE)
+            said = Context(
+                audio[:cut],
+                tuple(
+                    (int(start * SAMPLE_RATE), int(end * SAMPLE_RATE), text)
+                    for text, (start, end) in zip(windowed.segments, windowed.times, strict=True)
+                ),
+                prompt or "",
+            )
+            rest = decode_in_window(
+                model, tokenizer, audio[cut:], beam_size=beam_size, previous_text=None, context=said
+            )
+            if rest is None or not rest.segments:
+                break
+            offset = windowed.end_s
+            windowed = attrs.evolve(
+                windowed,
+                segments=windowed.segments + rest.segments,
+                avg_logprob=min(windowed.avg_logprob, rest.avg_logprob),
+                times=windowed.times + tuple((a + offset, b + offset) for a, b in rest.times),
+            )
+        return windowed
 
     def _tokenizer(self, model: WhisperModel, language: str) -> Tokenizer:
         """The model's ``transcribe`` tokenizer for ``language`` (made once)."""

@@ -58,6 +58,7 @@ class PendingFinal:
             the utterance and this length are equal: the audio is then identical).
         submitted_ms: audio time the decode was queued.
         speculative: queued before the endpoint.
+        start_ms: audio time where the decoded audio begins.
         ended: the confirming endpoint, once it came.
         outcome: the decode's outcome, once it finished.
         discarded: the caller spoke again (or the audio changed): never report it.
@@ -68,6 +69,7 @@ class PendingFinal:
     samples: int
     submitted_ms: int
     speculative: bool
+    start_ms: int = 0
     ended: UtteranceEnded | None = None
     outcome: Outcome | None = None
     discarded: bool = False

@@ -72,6 +72,10 @@ MIN_SILENT: Final = 6
 #: Extra onset margin while the history is short, dB, shrinking linearly to 0 as it fills:
 #: babble swelled 6.6 dB over the median of its first 640 ms within the next 100 ms.
 SHORT_HISTORY_DB: Final = 4.0
+#: A window this far over the noise's median level is something else than the noise, dB
+#: (the segmenter joins such windows before an onset to the utterance; pink noise's level
+#: stays within 1.1 dB of its median 95 % of the time).
+OVER_NOISE_DB: Final = 2.0
 #: Least history before the noise is judged at all, windows (640 ms).
 MIN_HISTORY: Final = 20
 #: Level of digital silence, dBFS (the floor of the measure).
@@ -265,6 +269,18 @@ class NoiseFloor:
         if stats.regime != "babble":
             return SILENCE_DB
         return max(stats.p95 + self._margin / 2, stats.median + MIN_OVER_MEDIAN_DB / 2)
+
+    def heard_over(self, level_db: float) -> bool:
+        """Is a window at ``level_db`` audibly over the noise (something other than the noise
+        is there)? ``"noise"``: over the median plus :data:`OVER_NOISE_DB` (the median, not
+        the 95th percentile: the tracker may have learnt a soft word the VAD missed);
+        ``"babble"``: at or over :attr:`pause_db`; otherwise never (no judgement)."""
+        stats = self._compute()
+        if stats.regime == "noise":
+            return level_db >= stats.median + OVER_NOISE_DB
+        if stats.regime == "babble":
+            return level_db >= self.pause_db
+        return False
 
     def loud(self, level_db: float) -> bool:
         """May a window at ``level_db`` count towards an onset (:attr:`onset_db`)?"""

@@ -16,7 +16,10 @@ Audio path, per :meth:`WhisperSession.send_audio` chunk:
    through ``call_soon_threadsafe``.
 
 Finals decode with ``beam_size`` and, with ``carry_context``, the call's previous final as
-Whisper's ``initial_prompt``; interim transcripts decode greedily. With ``speculative_final``
+Whisper's ``initial_prompt``; with ``context_window_s`` too, the earlier finals that fit that
+window are decoded with it, their audio before the utterance's and their text forced as the
+decoder's prefix (:mod:`voicehost_whisper_stt.context`: Whisper hears noisy speech better
+after the speech before it). Interim transcripts decode greedily. With ``speculative_final``
 the final decode starts ``post_roll_ms`` into a pause (the segmenter's ``EndLikely``) rather
 than at the endpoint ``min_silence_ms`` in, hiding most of the inference behind the
 endpointing wait; it is reported at the endpoint, or dropped (and skipped if not yet started)
@@ -50,6 +53,7 @@ from voicehost import (
 )
 from voicehost_whisper_stt import vad
 from voicehost_whisper_stt.config import PROVIDER_ID, WhisperConfig
+from voicehost_whisper_stt.context import CallContext
 from voicehost_whisper_stt.engine import Transcript, get_engine
 from voicehost_whisper_stt.finals import FinalTiming, PendingFinal
 from voicehost_whisper_stt.scheduler import Job, Outcome, Ticket
@@ -105,6 +109,7 @@ class WhisperSession(TranscriptionSession):
         self._drain_scheduled = False
         self._ended_utterance = 0
         self._prompt = ""
+        self._heard = CallContext()
         self._last_partial = ""
         self._outstanding = 0
         self._idle = asyncio.Event()
@@ -228,7 +233,9 @@ class WhisperSession(TranscriptionSession):
             pcm = self._odd + (self._converter.convert(data) if self._converter else data)
             whole = len(pcm) & ~1
             self._odd = pcm[whole:]
-            events = self._segmenter.push(_to_float(pcm[:whole]))
+            samples = _to_float(pcm[:whole])
+            self._heard.hear(samples)
+            events = self._segmenter.push(samples)
         except Exception as exc:
             self._report(self._callbacks.on_error, ProviderError(PROVIDER_ID, f"audio: {exc}"))
             return
@@ -245,7 +252,11 @@ class WhisperSession(TranscriptionSession):
                 if self.config.speculative_final:
                     self._void_speculation()
                     self._speculation = PendingFinal(
-                        event.utterance, len(event.audio), event.at_ms, speculative=True
+                        event.utterance,
+                        len(event.audio),
+                        event.at_ms,
+                        speculative=True,
+                        start_ms=event.start_ms,
                     )
                     self._submit_final(self._speculation, event.audio)
             elif isinstance(event, SpeechResumed):
@@ -288,12 +299,14 @@ class WhisperSession(TranscriptionSession):
         if pending is not None and pending.matches(event):
             outcome = pending.confirm(event)
             if outcome is not None:
-                self._remember(outcome)
+                self._remember(outcome, pending)
                 self._deliver(pending)
             return
         if pending is not None:
             pending.discarded = True
-        pending = PendingFinal(event.utterance, len(event.audio), event.endpoint_ms, False)
+        pending = PendingFinal(
+            event.utterance, len(event.audio), event.endpoint_ms, False, start_ms=event.start_ms
+        )
         pending.confirm(event)
         self._submit_final(pending, event.audio)
 
@@ -342,27 +355,36 @@ class WhisperSession(TranscriptionSession):
 
         def run() -> Transcript:
             prompt = self._prompt if config.carry_context else None
+            context = None
+            if config.carry_context and config.context_window_s > 0:
+                context = self._heard.before(
+                    pending.start_ms * 16,
+                    len(audio),
+                    window=int(config.context_window_s * 16000),
+                )
             return self._engine.transcribe(
                 audio,
                 language=config.language_code,
                 beam_size=config.beam_size,
                 prompt=prompt,
                 fitted_window=config.fitted_window,
+                context=context,
             )
 
         def done(outcome: Outcome) -> None:
             # On the worker: if already confirmed, set the context before this call's next
             # decode can start (its jobs run one at a time).
             if pending.finish(outcome):
-                self._remember(outcome)
+                self._remember(outcome, pending)
             self._post(self._final_decoded, pending)
 
         self._submit(Job("final", run, done, stale=lambda: pending.discarded))
 
-    def _remember(self, outcome: Outcome) -> None:
-        """Make a confirmed final's text the context of the call's next decode."""
+    def _remember(self, outcome: Outcome, pending: PendingFinal) -> None:
+        """Make a confirmed final's text (and audio) the context of the call's next decode."""
         if outcome.result is not None and outcome.result.text:
             self._prompt = outcome.result.text
+            self._heard.said(pending.start_ms * 16, pending.samples, outcome.result.text)
 
     def _final_decoded(self, pending: PendingFinal) -> None:
         self._job_finished()

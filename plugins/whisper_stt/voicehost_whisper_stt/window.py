@@ -21,6 +21,14 @@ windows on ``tests/data/human``; none with the 10 s minimum). Three guards keep 
 
 Measured on ``tests/data/human`` (``tiny.en``, beam 5, 2 threads, a busy 2-core machine): WER
 equal or lower than the 30 s decode on every clip; 519 ms per utterance against 1355 ms.
+
+**After a context** (:class:`~voicehost_whisper_stt.context.Context`): the window holds the
+context's audio, then the utterance's; the decoder is given each earlier final as a timed
+segment (``<|start|> text <|end|>``) and then the timestamp where the utterance begins, so it
+transcribes from there and generates only the utterance's words. CTranslate2 returns those
+forced tokens ahead of the new ones (they are cut off) and counts them twice against
+``max_length``. A decode after a context that loops, or says one of the context's sentences
+again, is refused (None) like an unreliable one.
 """
 
 from __future__ import annotations
@@ -31,9 +39,13 @@ from typing import TYPE_CHECKING
 import attrs
 import numpy as np
 
+from voicehost_whisper_stt.cleanup import collapse_repeats, repeats, sentences, words
+
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from faster_whisper.tokenizer import Tokenizer
+
+    from voicehost_whisper_stt.context import Context
 
 __all__ = [
     "MIN_WINDOW_FRAMES",
@@ -71,11 +83,20 @@ class WindowedText:
         segments: the text of each kept segment, stripped, in order.
         no_speech_prob: Whisper's probability that the window holds no speech (0-1).
         avg_logprob: the average log-probability of the decoded tokens.
+        times: each kept segment's (start, end), s from the start of the utterance's audio
+            (after any context).
     """
 
     segments: tuple[str, ...]
     no_speech_prob: float
     avg_logprob: float
+    times: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def end_s(self) -> float:
+        """Where the last kept segment ends, s (0 when none): Whisper may stop before the
+        audio does."""
+        return self.times[-1][1] if self.times else 0.0
 
 
 def window_frames(samples: int) -> int:
@@ -105,6 +126,7 @@ def decode_in_window(
     *,
     beam_size: int,
     previous_text: str | None,
+    context: Context | None = None,
 ) -> WindowedText | None:
     """Decode ``audio`` with the encoder on :func:`window_frames` of it.
 
@@ -113,15 +135,22 @@ def decode_in_window(
         tokenizer: its tokenizer for the language and the ``transcribe`` task.
         audio: float32 mono samples at 16 kHz; :func:`fits_window` must hold.
         beam_size: 1 for greedy decoding.
-        previous_text: the call's earlier text, given as Whisper's previous-context prompt.
+        previous_text: the call's earlier text, given as Whisper's previous-context prompt
+            (with ``context``: the context's ``prompt`` instead).
+        context: earlier audio and its finals to decode the utterance after (see the module
+            docstring); it must fit the window with ``audio``.
 
     Returns:
         The kept segments, or None when the result looks unreliable (repetitive, or a low
         average log-probability): decode it again in the full window.
 
     Raises:
-        ValueError: ``audio`` does not fit a short window.
+        ValueError: ``audio`` (with the context's) does not fit a short window.
     """
+    new_s = len(audio) / (HOP * 100)  # the utterance's own audio, s
+    if context is not None:
+        previous_text = context.prompt or None
+        audio = np.concatenate([context.audio, audio])
     if not fits_window(len(audio)):
         raise ValueError(f"{len(audio)} samples do not fit a short window")
     frames = window_frames(len(audio))
@@ -131,41 +160,66 @@ def decode_in_window(
     encoder_output = model.encode(np.ascontiguousarray(features, dtype=np.float32))
     previous = tokenizer.encode(" " + previous_text.strip()) if previous_text else []
     prompt = model.get_prompt(tokenizer, previous, without_timestamps=False)
+    forced = _forced_context(tokenizer, context) if context is not None else []
     duration_s = len(audio) / (HOP * 100)
-    max_new = int(duration_s * MAX_TOKENS_PER_S) + 10
+    max_new = int(new_s * MAX_TOKENS_PER_S) + 10
     result = model.model.generate(
         encoder_output,
-        [prompt],
+        [prompt + forced],
         beam_size=beam_size,
-        max_length=min(model.max_length, len(prompt) + max_new),
+        # CTranslate2 returns the forced tokens with the new ones, and counts them in both
+        max_length=min(model.max_length, len(prompt) + 2 * len(forced) + max_new),
         suppress_blank=True,
         suppress_tokens=[-1],
         return_scores=True,
         return_no_speech_prob=True,
-        max_initial_timestamp_index=50,  # 1 s, as faster-whisper's max_initial_timestamp
+        # 1 s, as faster-whisper's max_initial_timestamp (after the context: its end)
+        max_initial_timestamp_index=50 + (forced_index(forced[-1], tokenizer) if forced else 0),
     )[0]
     tokens = result.sequences_ids[0]
-    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-    segments = _segments(tokenizer, tokens, duration_s)
+    # The score is the sum of the log-probabilities over the whole returned sequence's length
+    # (forced tokens add nothing to the sum); averaged here over the new tokens, as
+    # faster-whisper's avg_logprob.
+    cumulative = result.scores[0] * len(tokens)
+    if forced and tokens[: len(forced)] == forced:  # CTranslate2 returns the forced prefix
+        tokens = tokens[len(forced) :]
+    avg_logprob = cumulative / (len(tokens) + 1)
+    heard_s = len(context.audio) / (HOP * 100) if context is not None else 0.0
+    timed = _segments(tokenizer, tokens, duration_s, first_start_s=heard_s)
+    segments = [text for text, _, _ in timed]
     text = " ".join(segments)
     if compression_ratio(text) > COMPRESSION_LIMIT or avg_logprob < LOG_PROB_LIMIT:
         return None
-    return WindowedText(tuple(segments), float(result.no_speech_prob), float(avg_logprob))
+    if context is not None and _strays(text, context):
+        return None
+    return WindowedText(
+        tuple(segments),
+        float(result.no_speech_prob),
+        float(avg_logprob),
+        times=tuple(
+            (max(0.0, start - heard_s), max(0.0, min(end, duration_s) - heard_s))
+            for _, start, end in timed
+        ),
+    )
 
 
-def _segments(tokenizer: Tokenizer, tokens: list[int], duration_s: float) -> list[str]:
-    """Split decoded tokens at their timestamp tokens; drop segments that start past the
-    end of the audio (``duration_s``)."""
+def _segments(
+    tokenizer: Tokenizer, tokens: list[int], duration_s: float, *, first_start_s: float = 0.0
+) -> list[tuple[str, float, float]]:
+    """Split decoded tokens at their timestamp tokens into (text, start s, end s); drop
+    segments that start past the end of the audio (``duration_s``). Text before any
+    timestamp starts at ``first_start_s`` (where a forced prefix left off); a last segment
+    with no closing timestamp runs to the end of the audio."""
     first_timestamp = tokenizer.timestamp_begin
-    kept: list[str] = []
+    kept: list[tuple[str, float, float]] = []
     text: list[int] = []
     start: float | None = None
 
-    def close() -> None:
+    def close(at: float) -> None:
         if text and (start is None or start < duration_s - _END_TOLERANCE_S):
             segment = tokenizer.decode(text).strip()
             if segment:
-                kept.append(segment)
+                kept.append((segment, first_start_s if start is None else start, at))
         text.clear()
 
     for token in tokens:
@@ -174,9 +228,58 @@ def _segments(tokenizer: Tokenizer, tokens: list[int], duration_s: float) -> lis
             continue
         at = (token - first_timestamp) * 0.02
         if text:  # a segment's end
-            close()
+            close(at)
             start = None
         else:  # a segment's start (or an end and the next start, the same time)
             start = at
-    close()
+    close(duration_s)
     return kept
+
+
+#: A decode after a context that opens with this many of its words in a row started it over.
+_RESTART_WORDS = 4
+#: Whisper's timestamp step, s, and its last timestamp index (30 s).
+_TIMESTAMP_S = 0.02
+_LAST_TIMESTAMP = 1500
+
+
+def _timestamp(tokenizer: Tokenizer, samples: int) -> int:
+    index = min(_LAST_TIMESTAMP, round(samples / (HOP * 100) / _TIMESTAMP_S))
+    return tokenizer.timestamp_begin + index
+
+
+def forced_index(token: int, tokenizer: Tokenizer) -> int:
+    """The timestamp index of a timestamp ``token``."""
+    return token - tokenizer.timestamp_begin
+
+
+def _strays(text: str, context: Context) -> bool:
+    """True when a decode after ``context`` went astray: it loops, says a sentence of the
+    context again (three words or more), or opens with four or more of the context's words
+    in a row (Whisper starting the context over: "It's easy to tell the depth of" after
+    "It's easy to tell the depth of a well." on babble). The caller may really repeat
+    themselves: the decode without context keeps it then."""
+    if collapse_repeats(text) != text.strip():
+        return True
+    if any(repeats(text, said) for said in sentences(context.text)):
+        return True
+    opening = words(text)[:_RESTART_WORDS]
+    return len(opening) >= _RESTART_WORDS and repeats(context.text, " ".join(opening))
+
+
+def _forced_context(tokenizer: Tokenizer, context: Context) -> list[int]:
+    """The decoder prefix for ``context``: each earlier final as a timed segment
+    (``<|start|> text <|end|>``), then the timestamp where the new utterance begins, so the
+    decoder transcribes from there."""
+    tokens: list[int] = []
+    last = 0
+    for start, end, text in context.finals:
+        start, end = max(start, last), max(end, start, last)
+        tokens += [
+            _timestamp(tokenizer, start),
+            *tokenizer.encode(" " + text),
+            _timestamp(tokenizer, end),
+        ]
+        last = end
+    tokens.append(_timestamp(tokenizer, max(len(context.audio), last)))
+    return tokens
