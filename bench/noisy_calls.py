@@ -3,9 +3,12 @@ on noise alone, through the real server with the offline default stack, printed 
 (no assertions).
 
 Run: ``uv run python bench/noisy_calls.py [--fast] [--noise pink,babble] [--snr 10,5]
-[--clips big_dog,hts_harvard] [--noise-only-s 60] [--stt threshold=0.5] [--show]
+[--clips big_dog,hts_harvard] [--takes 3] [--noise-only-s 60] [--stt threshold=0.5] [--show]
 [--baseline]``. ``--baseline`` builds the segmenter without its noise gate (the VAD alone, as
-before issue 16), for before/after figures.
+before issue 16), for before/after figures. ``--takes N`` plays every clip N times, each
+with another excerpt of the noise: tiny.en's WER on a noisy sentence moves by a word or two
+with the exact noise under it, and the six clips hold 124 words, so one take's WER moves by
+about a point per word.
 
 The noisy set is ``tests/offline/noisy_audio.py``: the clips of ``tests/data/human`` mixed
 with pink noise, babble (five other talkers) or street noise (buses, a truck, wind) at 20,
@@ -16,9 +19,9 @@ answered (the greeting plays over it), then the clip (1 s of noise, the speech w
 1 s of noise), then noise until the bot has answered the last final. Per noise × SNR:
 
 * **streamed WER**: the calls' final transcripts joined, against the references;
-* **batch WER**: the same model (``tiny.en``, beam 5, the plugin's engine) on each clip's
-  speech part with its noise, decoded whole at 16 kHz — what the streaming path should
-  reach;
+* **batch WER**: the same model (``tiny.en``, beam 5) on each clip's speech part with its
+  noise, decoded whole at 16 kHz by faster-whisper's own ``transcribe`` with its defaults —
+  what the streaming path should reach;
 * **end → final p50**: from the last voiced audio (the clean clip's energy analysis) before
   a final's endpoint to the final reaching the handler (ms; with ``--fast`` taken in audio
   time as ``human_calls.py`` does: indicative only);
@@ -162,6 +165,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--noise", default=",".join(NOISE_KINDS), help="noise kinds")
     parser.add_argument("--snr", default=",".join(f"{s:g}" for s in SNRS_DB), help="SNRs, dB")
     parser.add_argument("--clips", default="", help="comma-separated clip names (default all)")
+    parser.add_argument("--takes", type=int, default=1, help="noise excerpts per clip")
     parser.add_argument("--noise-only-s", type=float, default=60.0, help="0: skip")
     parser.add_argument("--show", action="store_true", help="print each call's transcripts")
     parser.add_argument("--stt", action="append", default=[], metavar="KEY=VALUE")
@@ -180,7 +184,7 @@ async def main() -> None:
     kinds = tuple(k for k in args.noise.split(",") if k)
     snrs = tuple(float(s) for s in args.snr.split(",") if s)
     names = tuple(n for n in args.clips.split(",") if n)
-    noisy = noisy_set(kinds, snrs, names)
+    noisy = noisy_set(kinds, snrs, names, takes=args.takes)
     print(
         f"cpu cores: {os.cpu_count()}; {len(noisy)} noisy clips at {speed:g}× real time; "
         f"[stt.whisper] overrides: {stt_config or 'none'}"

@@ -180,9 +180,11 @@ def load_clips(data_dir: Path = DATA_DIR) -> list[Clip]:
 
 
 def batch_transcribe(ulaw: bytes, config: dict | None = None) -> str:
-    """The whole clip decoded at once by the plugin's engine, as a final would be (beam
-    search from the config, timestamps on, no prompt), on the same μ-law → 16 kHz path the
-    session uses. Blocking; the model must be loaded or loadable."""
+    """The whole clip decoded at once by faster-whisper's own ``transcribe`` with its
+    defaults (30 s window, temperature fallback, earlier text as context, seeking past an
+    early stop) on the plugin's model and beam size: Whisper "in one batch", the reference
+    the streaming path is measured against. Same μ-law → 16 kHz path as the session.
+    Blocking; the model must be loaded or loadable."""
     from voicehost.config_model import parse_table
     from voicehost_whisper_stt import WhisperConfig
     from voicehost_whisper_stt.engine import get_engine
@@ -191,7 +193,8 @@ def batch_transcribe(ulaw: bytes, config: dict | None = None) -> str:
     converter = AudioConverter(MULAW_8K, PCM16_16K)
     pcm = converter.convert(ulaw) + converter.flush()
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
-    result = get_engine(parsed).transcribe(
-        audio, language=parsed.language_code, beam_size=parsed.beam_size, final=True
+    model = get_engine(parsed).load()
+    segments, _info = model.transcribe(
+        audio, language=parsed.language_code, beam_size=parsed.beam_size, vad_filter=False
     )
-    return result.text
+    return " ".join(segment.text.strip() for segment in segments)

@@ -129,6 +129,7 @@ class NoisyClip:
             of noise alone.
         lead_ms, tail_ms: noise alone before and after the speech, ms.
         noise_gain: the factor applied to :func:`noise` to reach ``snr_db``.
+        take: which excerpt of the noise (0: the first).
     """
 
     clip: Clip
@@ -138,10 +139,12 @@ class NoisyClip:
     lead_ms: int
     tail_ms: int
     noise_gain: float
+    take: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.clip.name}@{self.kind}{self.snr_db:g}"
+        take = f"#{self.take}" if self.take else ""
+        return f"{self.clip.name}@{self.kind}{self.snr_db:g}{take}"
 
     @property
     def reference(self) -> str:
@@ -159,12 +162,19 @@ class NoisyClip:
 
 
 def mix(
-    clip: Clip, kind: str, snr_db: float, *, lead_ms: int = LEAD_MS, tail_ms: int = TAIL_MS
+    clip: Clip,
+    kind: str,
+    snr_db: float,
+    *,
+    lead_ms: int = LEAD_MS,
+    tail_ms: int = TAIL_MS,
+    take: int = 0,
 ) -> NoisyClip:
     """``clip`` with ``kind`` noise at ``snr_db`` (see the module docstring), padded with
-    ``lead_ms`` and ``tail_ms`` of the same noise alone."""
+    ``lead_ms`` and ``tail_ms`` of the same noise alone. ``take`` picks another excerpt of
+    the noise (0: the one named by the clip alone)."""
     speech = ulaw_to_pcm16_array(clip.ulaw).astype(np.float32) / 32768
-    offset = zlib.crc32(clip.name.encode())
+    offset = zlib.crc32(clip.name.encode() + (f"#{take}".encode() if take else b""))
     ms = lead_ms + clip.duration_ms + tail_ms
     bed = noise(kind, ms, offset=offset % 1_000_003)
     gain = 10 ** ((active_level_db(clip) - snr_db - NOISE_LEVEL_DBFS) / 20)
@@ -172,7 +182,7 @@ def mix(
     start = lead_ms * RATE // 1000
     out[start : start + len(speech)] += speech
     pcm = np.clip(np.round(out * 32768), -32768, 32767).astype("<i2")
-    return NoisyClip(clip, kind, snr_db, ulaw_encode(pcm), lead_ms, tail_ms, float(gain))
+    return NoisyClip(clip, kind, snr_db, ulaw_encode(pcm), lead_ms, tail_ms, float(gain), take)
 
 
 def bed_ulaw(noisy: NoisyClip, ms: int, *, offset: int = 7919) -> bytes:
@@ -194,10 +204,18 @@ def noisy_set(
     kinds: tuple[str, ...] = NOISE_KINDS,
     snrs_db: tuple[float, ...] = SNRS_DB,
     names: tuple[str, ...] = (),
+    takes: int = 1,
 ) -> list[NoisyClip]:
-    """Every human clip (or those in ``names``) × ``kinds`` × ``snrs_db``, kind-major."""
+    """Every human clip (or those in ``names``) × ``kinds`` × ``snrs_db`` × ``takes`` (noise
+    excerpts), kind-major."""
     clips = [c for c in load_clips() if not names or c.name in names]
-    return [mix(c, kind, snr) for kind in kinds for snr in snrs_db for c in clips]
+    return [
+        mix(c, kind, snr, take=take)
+        for kind in kinds
+        for snr in snrs_db
+        for take in range(takes)
+        for c in clips
+    ]
 
 
 @attrs.frozen
