@@ -126,9 +126,9 @@ class WhisperConfig(ProviderConfig):
         ge=0.0,
         le=29.0,
         description=(
-            "Final decodes hear the call's previous finals (their audio, their text as the "
-            "decoder's prefix) while the utterance and they fit this window, s; 0: the "
-            "utterance alone."
+            "Final decodes (with fitted_window) hear the call's previous finals (their audio, "
+            "their text as the decoder's prefix) while the utterance and they fit this "
+            "window, s; 0: the utterance alone."
         ),
     )
     speculative_final: bool = Field(

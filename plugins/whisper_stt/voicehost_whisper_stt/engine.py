@@ -80,8 +80,8 @@ class Transcript:
         windowed: decoded in a short encoder window (not the standard 30 s one).
         no_speech_prob: Whisper's no-speech probability (0-1; the highest of the segments).
         avg_logprob: the average token log-probability (the lowest of the segments).
-        with_context: decoded after the call's earlier finals
-            (:mod:`voicehost_whisper_stt.context`).
+        with_context: decoded after a context: the call's earlier finals, or the line just
+            before (:mod:`voicehost_whisper_stt.context`).
     """
 
     text: str

@@ -31,7 +31,10 @@ gives exactly the decisions a live call would.
   VAD says; for other noise the VAD decides, and a window quieter than the noise's loud
   moments only cannot start an onset (street bursts); when the history holds the caller's
   own voice, the VAD alone decides, as above. A voiced run that ends without an onset is
-  learnt as noise.
+  learnt as noise. At an onset, the windows just before it that are audibly over the noise
+  (:meth:`~voicehost_whisper_stt.noise_floor.NoiseFloor.heard_over`: a soft first word the
+  VAD scored silent in loud noise) join the utterance, up to :data:`LEAD_IN_MS` back and
+  across quieter gaps shorter than :data:`LEAD_IN_GAP_MS`, with the pre-roll before them.
 * **Length cap** — an utterance reaching ``max_utterance_s`` is cut at its quietest point in
   the second half (lowest speech probability over ~160 ms) and finalised; the rest continues
   as the next utterance, so no audio is dropped at the cut.

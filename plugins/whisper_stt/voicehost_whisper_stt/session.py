@@ -70,6 +70,8 @@ from voicehost_whisper_stt.vad import WINDOW_MS
 
 logger = logging.getLogger(__name__)
 
+#: Audio kept for finals' contexts beyond ``context_window_s``, s.
+CONTEXT_SLACK_S = 10.0
 #: How long :meth:`WhisperSession.close` waits for queued finals before giving up, seconds.
 CLOSE_TIMEOUT_S = 60.0
 
@@ -109,7 +111,9 @@ class WhisperSession(TranscriptionSession):
         self._drain_scheduled = False
         self._ended_utterance = 0
         self._prompt = ""
-        self._heard = CallContext()
+        # the audio a final's context is cut from, kept a little past the window: a decode
+        # can start seconds after its endpoint on a busy machine
+        self._heard = CallContext(keep_s=config.context_window_s + CONTEXT_SLACK_S)
         self._last_partial = ""
         self._outstanding = 0
         self._idle = asyncio.Event()
