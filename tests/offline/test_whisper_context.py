@@ -162,7 +162,8 @@ def test_a_decode_that_reaches_the_end_of_its_audio_is_not_resumed(monkeypatch) 
 
     def decode(_model, _tokenizer, audio, **_kwargs):
         calls.append(len(audio))
-        return WindowedText(("Yes.",), 0.0, -0.2, times=((0.0, len(audio) / RATE - 0.5),))
+        # 1.5 s of trailing silence after its last timestamp: nothing left to decode
+        return WindowedText(("Yes.",), 0.0, -0.2, times=((0.0, len(audio) / RATE - 1.5),))
 
     monkeypatch.setattr("voicehost_whisper_stt.engine.decode_in_window", decode)
     WhisperEngine._decode_windowed(

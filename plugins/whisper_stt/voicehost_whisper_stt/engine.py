@@ -48,8 +48,9 @@ PROMPT_CHARS = 200
 #: Audio rate of every decode, Hz.
 SAMPLE_RATE = 16_000
 #: A windowed decode that ends this long before its audio is resumed from its end, s (the
-#: segmenter keeps 0.25 s of pause after the last word; Whisper's timestamps are coarse).
-RESUME_AFTER_S = 1.0
+#: segmenter keeps 0.25 s of pause after the last word, but Whisper's last timestamp can sit
+#: a second before the end of a clip's trailing silence: resuming there decodes nothing).
+RESUME_AFTER_S = 2.0
 #: At most this many resumptions per decode.
 MAX_RESUMES = 2
 
