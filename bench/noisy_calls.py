@@ -30,10 +30,12 @@ answered (the greeting plays over it), then the clip (1 s of noise, the speech w
   and speech starts that cut the bot off (the greeting plays during the first seconds), plus
   the raw ``on_speech_start`` count.
 
-``--fast`` plays the clips and the noise-only calls at ``--speed`` × real time (the greeting
-stays real time, as in ``human_calls.py``). tiny.en is touchy: a clip shifted by a few ms can
-decode differently, so WER moves by a few points between runs; the cores are shared with
-whatever else runs.
+``--session`` skips the server: each clip (after 3 s of its noise alone) goes straight into a
+Whisper session, fed as fast as it decodes; the WER figures are then deterministic (no
+latency is measured). ``--fast`` plays the clips and the noise-only calls at ``--speed`` ×
+real time (the greeting stays real time, as in ``human_calls.py``). tiny.en is touchy: a clip
+shifted by a few ms can decode differently, so WER moves by a few points between runs; the
+cores are shared with whatever else runs.
 """
 
 from __future__ import annotations
@@ -57,7 +59,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "offline"
 
 from human_audio import batch_transcribe, wer
 from human_calls import FRAME, FRAME_MS, Line, TimedHandler, measure, until
-from noisy_audio import NOISE_KINDS, SNRS_DB, NoisyClip, bed_ulaw, noise_only_ulaw, noisy_set
+from noisy_audio import (
+    NOISE_KINDS,
+    SNRS_DB,
+    NoisyClip,
+    bed_ulaw,
+    noise_only_ulaw,
+    noisy_set,
+    stream,
+)
 from offline_stack import pct, start_offline_server
 
 from voicehost import metrics
@@ -65,6 +75,7 @@ from voicehost.simulate.caller import Turn, wait_reply
 from voicehost.testing import TwilioSimulator
 
 TAIL_MS = 1000  # noise sent with the clip, at its pace: past the last endpoint
+SESSION_LEAD_MS = 3000  # --session: noise alone before each clip, as during the greeting
 
 
 class NoisyLine(Line):
@@ -172,6 +183,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--baseline", action="store_true", help="the segmenter without its noise gate (VAD only)"
     )
+    parser.add_argument(
+        "--session",
+        action="store_true",
+        help="feed each clip straight into a Whisper session (no server, no timing: WER only)",
+    )
     return parser.parse_args()
 
 
@@ -190,6 +206,9 @@ async def main() -> None:
         f"[stt.whisper] overrides: {stt_config or 'none'}"
         + ("; baseline (no noise gate)" if args.baseline else "")
     )
+    if args.session:
+        await session_rows(noisy, kinds, snrs, stt_config, args)
+        return
     counts = Counts()
     counts.install()
     rows: list[str] = []
@@ -253,6 +272,44 @@ async def run_group(
         f"{kind:<8}{snr:>5g}  {s_wer:8.1f}  {b_wer:6.1f}  {s_wer - b_wer:+6.1f}  "
         f"{pct(latencies, 50):13.0f}  {false_turns:15.1f}  {barge_ins:13.1f}  {starts:10.1f}"
     )
+
+
+async def session_rows(
+    noisy: list[NoisyClip],
+    kinds: tuple[str, ...],
+    snrs: tuple[float, ...],
+    stt_config: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    """``--session``: each noisy clip, after :data:`SESSION_LEAD_MS` of its noise alone (the
+    greeting), fed straight into a fresh Whisper session as fast as it decodes
+    (``noisy_audio.stream``: the session decides in audio time, so the finals are a live
+    call's, and nothing depends on the machine's load); interim transcripts off. Prints
+    streamed and batch WER per noise × SNR, and the finals and speech starts of
+    ``--noise-only-s`` of the noise alone."""
+    print(f"{'noise':<8}{'SNR':>5}  {'streamed':>8}  {'batch':>6}  {'gap':>6}  noise alone")
+    config = {"partial_interval_ms": 0, **stt_config}
+    for kind in kinds:
+        for snr in snrs:
+            group = [n for n in noisy if n.kind == kind and n.snr_db == snr]
+            references, streamed, batch = [], [], []
+            for clip in group:
+                result = await stream(bed_ulaw(clip, SESSION_LEAD_MS) + clip.ulaw, **config)
+                references.append(clip.reference)
+                streamed.append(result.text)
+                batch.append(await asyncio.to_thread(batch_transcribe, clip.speech_ulaw))
+                if args.show:
+                    print(f"      {clip.name}: {result.finals} | batch: {batch[-1]}")
+            alone = ""
+            if args.noise_only_s > 0:
+                ms = int(args.noise_only_s * 1000)
+                only = await stream(noise_only_ulaw(kind, ms, snr, offset=104_729), **config)
+                alone = f"{len(only.finals)} finals, {len(only.starts_ms)} starts in {ms // 1000} s"
+            s_wer, b_wer = wer(references, streamed) * 100, wer(references, batch) * 100
+            print(
+                f"{kind:<8}{snr:>5g}  {s_wer:8.1f}  {b_wer:6.1f}  {s_wer - b_wer:+6.1f}  {alone}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
