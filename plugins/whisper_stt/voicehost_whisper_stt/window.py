@@ -174,7 +174,7 @@ def decode_in_window(
         return_scores=True,
         return_no_speech_prob=True,
         # 1 s, as faster-whisper's max_initial_timestamp (after the context: its end)
-        max_initial_timestamp_index=50 + (forced_index(forced[-1], tokenizer) if forced else 0),
+        max_initial_timestamp_index=50 + (_timestamp_index(forced[-1], tokenizer) if forced else 0),
     )[0]
     tokens = result.sequences_ids[0]
     # The score is the sum of the log-probabilities over the whole returned sequence's length
@@ -248,7 +248,7 @@ def _timestamp(tokenizer: Tokenizer, samples: int) -> int:
     return tokenizer.timestamp_begin + index
 
 
-def forced_index(token: int, tokenizer: Tokenizer) -> int:
+def _timestamp_index(token: int, tokenizer: Tokenizer) -> int:
     """The timestamp index of a timestamp ``token``."""
     return token - tokenizer.timestamp_begin
 
