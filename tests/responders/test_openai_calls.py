@@ -482,7 +482,9 @@ async def test_a_server_error_twice_is_apologised_for_and_the_call_goes_on(make_
 
 
 async def test_a_model_that_never_answers_times_out_is_retried_then_apologised_for(make_line):
-    line = await make_line(timeout_s=0.3, apology=APOLOGY)
+    # 1 s, not less: the timeout also bounds the retry's connect and send, and a loaded CI
+    # machine once took over 0.3 s to get the second request to the fake.
+    line = await make_line(timeout_s=1.0, apology=APOLOGY)
     line.chat.push(ChatPlan(stall=True), ChatPlan(stall=True))
     call, stt = await line.inbound()
     stt.final("hello")
