@@ -18,7 +18,8 @@ from offline_helpers import wer
 
 from voicehost.audio import AudioConverter
 from voicehost.contracts import MULAW_8K, PCM16_16K
-from voicehost_whisper_stt.segmenter import Segmenter, SpeechStarted, UtteranceEnded
+from voicehost_whisper_stt.events import SpeechStarted, UtteranceEnded
+from voicehost_whisper_stt.segmenter import Segmenter
 from voicehost_whisper_stt.vad import StreamingVad
 
 ANSWERS = ("big_dog", "morig", "forig", "mmt1")

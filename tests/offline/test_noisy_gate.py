@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from voicehost_whisper_stt.events import SpeechStarted, UtteranceEnded
 from voicehost_whisper_stt.noise_floor import (
     MIN_HISTORY,
     MIN_OVER_MEDIAN_DB,
@@ -16,7 +17,7 @@ from voicehost_whisper_stt.noise_floor import (
     LevelMeter,
     NoiseFloor,
 )
-from voicehost_whisper_stt.segmenter import Segmenter, SpeechStarted, UtteranceEnded
+from voicehost_whisper_stt.segmenter import Segmenter
 from voicehost_whisper_stt.vad import WINDOW, WINDOW_MS
 
 

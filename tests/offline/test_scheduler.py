@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from voicehost_whisper_stt.engine import Transcript
+from voicehost_whisper_stt.events import UtteranceEnded
 from voicehost_whisper_stt.finals import PendingFinal
 from voicehost_whisper_stt.scheduler import FairScheduler, Job, Outcome, Ticket
-from voicehost_whisper_stt.segmenter import UtteranceEnded
 
 WAIT_S = 10.0
 

@@ -9,13 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voicehost_whisper_stt.segmenter import (
-    EndLikely,
-    PartialDue,
-    Segmenter,
-    SpeechStarted,
-    UtteranceEnded,
-)
+from voicehost_whisper_stt.events import EndLikely, PartialDue, SpeechStarted, UtteranceEnded
+from voicehost_whisper_stt.segmenter import Segmenter
 from voicehost_whisper_stt.vad import WINDOW, WINDOW_MS
 
 LEVELS = {"x": 0.5, ".": 0.0, "~": 0.2}

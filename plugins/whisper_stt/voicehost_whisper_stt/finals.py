@@ -14,8 +14,8 @@ import threading
 
 import attrs
 
+from voicehost_whisper_stt.events import UtteranceEnded
 from voicehost_whisper_stt.scheduler import Outcome
-from voicehost_whisper_stt.segmenter import UtteranceEnded
 
 
 @attrs.frozen

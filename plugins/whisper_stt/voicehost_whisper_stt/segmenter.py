@@ -45,15 +45,20 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
 
-import attrs
 import numpy as np
 
+from voicehost_whisper_stt.events import (
+    EndLikely,
+    EndReason,
+    Event,
+    PartialDue,
+    SpeechResumed,
+    SpeechStarted,
+    UtteranceEnded,
+)
 from voicehost_whisper_stt.noise_floor import LevelMeter, NoiseFloor
 from voicehost_whisper_stt.vad import WINDOW, WINDOW_MS
-
-EndReason = Literal["silence", "max_length", "flush"]
 
 #: At most this much audio before an onset is joined to the utterance when its level is over
 #: the line's noise (speech the VAD missed), ms.
@@ -62,75 +67,6 @@ LEAD_IN_MS = 1000
 LEAD_IN_GAP_MS = 250
 #: The level of windows whose level is unknown (never over the noise), dBFS.
 NO_LEVEL = -200.0
-
-
-@attrs.frozen
-class SpeechStarted:
-    """The caller started speaking. ``at_ms``: audio time of the first voiced window."""
-
-    utterance: int
-    at_ms: int
-
-
-@attrs.frozen(eq=False)
-class PartialDue:
-    """Time for an interim transcript: ``audio`` is the utterance so far (float32, 16 kHz)."""
-
-    utterance: int
-    audio: np.ndarray
-    at_ms: int
-
-
-@attrs.frozen(eq=False)
-class EndLikely:
-    """The caller has paused long enough that the utterance's audio is complete if the pause
-    lasts: ``audio`` is exactly what :class:`UtteranceEnded` will carry then. Lets the session
-    start the final decode during the rest of the ``min_silence_ms`` wait (speculation).
-
-    Attributes:
-        utterance: the utterance it belongs to.
-        audio: float32 16 kHz samples (pre-roll and post-roll included).
-        at_ms: audio time of this event.
-        start_ms: audio time where ``audio`` begins.
-    """
-
-    utterance: int
-    audio: np.ndarray
-    at_ms: int
-    start_ms: int
-
-
-@attrs.frozen
-class SpeechResumed:
-    """The caller spoke again after an :class:`EndLikely`: that speculation is void."""
-
-    utterance: int
-
-
-@attrs.frozen(eq=False)
-class UtteranceEnded:
-    """An utterance is complete.
-
-    Attributes:
-        utterance: its sequence number in the stream (1, 2 …).
-        audio: its float32 16 kHz samples, pre- and post-roll included.
-        start_ms: audio time where ``audio`` begins.
-        speech_end_ms: audio time where the last voiced window ended.
-        endpoint_ms: audio time at which the end was decided (``speech_end_ms`` plus the
-            ``min_silence_ms`` wait, for ``reason == "silence"``).
-        reason: ``"silence"`` (a pause), ``"max_length"`` (cut at the quietest point) or
-            ``"flush"`` (the stream ended mid-utterance).
-    """
-
-    utterance: int
-    audio: np.ndarray
-    start_ms: int
-    speech_end_ms: int
-    endpoint_ms: int
-    reason: EndReason
-
-
-Event = SpeechStarted | PartialDue | EndLikely | SpeechResumed | UtteranceEnded
 
 
 def _windows(ms: float) -> int:
