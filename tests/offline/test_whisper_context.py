@@ -49,6 +49,25 @@ def test_the_context_is_the_latest_whole_finals_that_fit_the_window() -> None:
     assert len(lead.audio) == LEAD_MS * 16 and lead.audio[-1] == 9 * RATE - 1
 
 
+def test_a_wide_context_forces_only_its_recent_finals_and_prompts_the_earlier_ones() -> None:
+    context = heard(12)
+    context.said(0, 2 * RATE, "One.")
+    context.said(3 * RATE, 2 * RATE, "Two.")
+    context.said(6 * RATE, 2 * RATE, "Three.")
+    # an utterance of 2 s at 9 s, a noisy line: 20 s of context, finals forced within 6 s
+    wide = context.before(9 * RATE, 2 * RATE, window=20 * RATE, forced=6 * RATE)
+    assert wide is not None
+    assert len(wide.audio) == 9 * RATE and wide.audio[0] == 0  # every final's audio
+    assert wide.finals == ((6 * RATE, 8 * RATE, "Three."),)  # only the one within 6 s
+    assert wide.prompt == "One. Two."  # the rest as text, oldest first
+    # the decoder starts at "Three." (6 s), past the audio of the prompted finals
+    assert _forced_context(_Tokens(), wide)[0] == 100 + 300  # type: ignore[arg-type]
+    # no final within the forced span: all of them are prompt, the utterance starts at 9 s
+    prompted = context.before(9 * RATE, 2 * RATE, window=20 * RATE, forced=RATE)
+    assert prompted is not None and prompted.finals == () and prompted.prompt.endswith("Three.")
+    assert _forced_context(_Tokens(), prompted) == [100 + 450]  # type: ignore[arg-type]
+
+
 def test_no_final_for_the_first_utterance_an_empty_final_or_audio_no_longer_kept() -> None:
     context = heard(5)
     assert context.before(RATE, RATE, window=10 * RATE, lead=0) is None
@@ -123,7 +142,7 @@ def test_a_decode_that_loops_or_says_the_context_again_strays() -> None:
 
 
 def test_a_decode_that_stops_early_is_resumed_after_what_it_said(monkeypatch) -> None:
-    calls: list[tuple[int, Context | None]] = []
+    calls: list[tuple[int, Context | None, bool]] = []
     results = iter(
         [
             WindowedText(("The weather.", "Is nice."), 0.0, -0.2, times=((0.2, 1.0), (1.2, 3.0))),
@@ -131,8 +150,8 @@ def test_a_decode_that_stops_early_is_resumed_after_what_it_said(monkeypatch) ->
         ]
     )
 
-    def decode(_model, _tokenizer, audio, *, beam_size, previous_text, context):
-        calls.append((len(audio), context))
+    def decode(_model, _tokenizer, audio, *, beam_size, previous_text, context, full_window):
+        calls.append((len(audio), context, full_window))
         return next(results)
 
     monkeypatch.setattr("voicehost_whisper_stt.engine.decode_in_window", decode)
@@ -144,13 +163,15 @@ def test_a_decode_that_stops_early_is_resumed_after_what_it_said(monkeypatch) ->
         beam_size=5,
         prompt="Hi.",
         context=None,
+        full_window=True,
     )
     assert result is not None
     assert result.segments == ("The weather.", "Is nice.", "And I'm using a radio.")
     assert result.times[-1] == (3.1, 7.5) and result.avg_logprob == -0.3
     # the rest (5 s from 3 s on) was decoded after the first 3 s and what was said in them
-    (first, none), (rest, said) = calls
+    (first, none, full), (rest, said, full_again) = calls
     assert first == 8 * RATE and none is None and rest == 5 * RATE
+    assert full and full_again  # a noisy line's resumption is in the whole window too
     assert said is not None and said.prompt == "Hi."
     # what was said, segment by segment, at its times (samples)
     assert said.finals == ((3200, 16000, "The weather."), (19200, 48000, "Is nice."))

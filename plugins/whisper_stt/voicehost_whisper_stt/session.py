@@ -19,11 +19,14 @@ Finals decode with ``beam_size`` and, with ``carry_context``, the call's previou
 Whisper's ``initial_prompt``; with ``context_window_s`` too, the earlier finals that fit that
 window are decoded with it, their audio before the utterance's and their text forced as the
 decoder's prefix (:mod:`voicehost_whisper_stt.context`: Whisper hears noisy speech better
-after the speech before it). Interim transcripts decode greedily. With ``speculative_final``
-the final decode starts ``post_roll_ms`` into a pause (the segmenter's ``EndLikely``) rather
-than at the endpoint ``min_silence_ms`` in, hiding most of the inference behind the
-endpointing wait; it is reported at the endpoint, or dropped (and skipped if not yet started)
-when the caller speaks again. Empty results (Whisper heard no words) are not reported.
+after the speech before it); on a noisy line (``noisy_line_db``) in Whisper's whole 30 s
+window, after up to ``noisy_context_window_s`` of the call
+(:func:`~voicehost_whisper_stt.context.final_context`). Interim transcripts decode greedily.
+With ``speculative_final`` the final decode starts ``post_roll_ms`` into a pause (the
+segmenter's ``EndLikely``) rather than at the endpoint ``min_silence_ms`` in, hiding most of
+the inference behind the endpointing wait; it is reported at the endpoint, or dropped (and
+skipped if not yet started) when the caller speaks again. Empty results (Whisper heard no
+words) are not reported.
 
 The caller's speech end is reported at the pause (``EndLikely``, ``post_roll_ms`` into it),
 not at the endpoint, so the host's end-of-turn detector decides while the final decodes; if
@@ -53,19 +56,19 @@ from voicehost import (
 )
 from voicehost_whisper_stt import vad
 from voicehost_whisper_stt.config import PROVIDER_ID, WhisperConfig
-from voicehost_whisper_stt.context import CallContext
+from voicehost_whisper_stt.context import CallContext, final_context
 from voicehost_whisper_stt.engine import Transcript, get_engine
-from voicehost_whisper_stt.finals import FinalTiming, PendingFinal
-from voicehost_whisper_stt.scheduler import Job, Outcome, Ticket
-from voicehost_whisper_stt.segmenter import (
+from voicehost_whisper_stt.events import (
     EndLikely,
     Event,
     PartialDue,
-    Segmenter,
     SpeechResumed,
     SpeechStarted,
     UtteranceEnded,
 )
+from voicehost_whisper_stt.finals import FinalTiming, PendingFinal
+from voicehost_whisper_stt.scheduler import Job, Outcome, Ticket
+from voicehost_whisper_stt.segmenter import Segmenter
 from voicehost_whisper_stt.vad import WINDOW_MS
 
 logger = logging.getLogger(__name__)
@@ -113,7 +116,11 @@ class WhisperSession(TranscriptionSession):
         self._prompt = ""
         # the audio a final's context is cut from, kept a little past the window: a decode
         # can start seconds after its endpoint on a busy machine
-        self._heard = CallContext(keep_s=config.context_window_s + CONTEXT_SLACK_S)
+        widest = max(
+            config.context_window_s,
+            config.noisy_context_window_s if config.noisy_line_db > 0 else 0.0,
+        )
+        self._heard = CallContext(keep_s=widest + CONTEXT_SLACK_S)
         self._last_partial = ""
         self._outstanding = 0
         self._idle = asyncio.Event()
@@ -359,13 +366,14 @@ class WhisperSession(TranscriptionSession):
 
         def run() -> Transcript:
             prompt = self._prompt if config.carry_context else None
-            context = None
-            if config.carry_context and config.context_window_s > 0:
-                context = self._heard.before(
-                    pending.start_ms * 16,
-                    len(audio),
-                    window=int(config.context_window_s * 16000),
-                )
+            context, noisy = final_context(
+                self._heard,
+                pending.start_ms * 16,
+                audio,
+                window_s=config.context_window_s if config.carry_context else 0.0,
+                noisy_line_db=config.noisy_line_db,
+                noisy_window_s=config.noisy_context_window_s,
+            )
             return self._engine.transcribe(
                 audio,
                 language=config.language_code,
@@ -373,6 +381,7 @@ class WhisperSession(TranscriptionSession):
                 prompt=prompt,
                 fitted_window=config.fitted_window,
                 context=context,
+                full_window=noisy,
             )
 
         def done(outcome: Outcome) -> None:
