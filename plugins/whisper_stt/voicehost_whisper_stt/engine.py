@@ -15,7 +15,7 @@ An utterance shorter than 29 s is decoded with the encoder on a window fitted to
 (:mod:`voicehost_whisper_stt.window`: 2-3x faster than Whisper's 30 s window on a CPU),
 after the call's earlier finals when a :class:`~voicehost_whisper_stt.context.Context` is
 given (without it if that decode strays), and resumed after its last segment when Whisper
-stopped a second or more before the audio did; a result that looks unreliable there, a
+stopped 2 s or more before the audio did; a result that looks unreliable there, a
 longer utterance, or language detection use faster-whisper's standard ``transcribe``.
 """
 
@@ -86,7 +86,6 @@ class Transcript:
         avg_logprob: the average token log-probability (the lowest of the segments).
         with_context: decoded after a context: the call's earlier finals, or the line just
             before (:mod:`voicehost_whisper_stt.context`).
-        full_window: the windowed decode encoded Whisper's whole 30 s window.
     """
 
     text: str
@@ -95,7 +94,6 @@ class Transcript:
     no_speech_prob: float = 0.0
     avg_logprob: float = 0.0
     with_context: bool = False
-    full_window: bool = False
 
 
 class WhisperEngine:
@@ -208,7 +206,6 @@ class WhisperEngine:
                         no_speech_prob=windowed.no_speech_prob,
                         avg_logprob=windowed.avg_logprob,
                         with_context=heard is not None,
-                        full_window=full_window,
                     )
         segments, _info = model.transcribe(
             audio,
